@@ -127,23 +127,48 @@ class FarBoxes(torch.nn.Module):
         return out
 
 
-@pytest.mark.slow
-def test_a_sure_box_wholly_outside_the_image_fails_its_line_instead_of_vanishing(tmp_path: Path) -> None:
+def _failed_on_one_image(tmp_path: Path, detector: torch.nn.Module, job: str, *extra: str) -> dict:
+    """The metadata of the one line of a real job (``detector`` scripted, one 40x30 image) that
+    its box failed: exit 1, since nothing was labeled, and no label written."""
     (tmp_path / "img").mkdir()
     (tmp_path / "img/a.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
     manifest = write_manifest(tmp_path / "in.manifest", ["img/a.png"])
     names = tmp_path / "names.txt"
     names.write_text("a\n")
-    model = save_scripted(FarBoxes(), tmp_path / "det.pt")
-    r = run_cli("annotate", str(manifest), "--job-name", "far", "--task-type", "object-detection",
-                "--method", "inference", "--model", str(model), "--class-names", str(names),
+    model = save_scripted(detector, tmp_path / "det.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", job, "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--class-names", str(names), *extra,
                 "--device", "cpu", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
     assert r.returncode == 1, r.stdout + r.stderr  # the only line failed: nothing labeled
-    (line,) = [orjson.loads(x) for x in (tmp_path / "out/far/manifests/output/output.manifest").read_bytes().splitlines()]
-    assert "far" not in line
-    meta = line["far-metadata"]
-    assert meta["failure-rule"] == "model-error"
+    (line,) = [orjson.loads(x) for x in (tmp_path / f"out/{job}/manifests/output/output.manifest").read_bytes().splitlines()]
+    assert job not in line
+    assert line[f"{job}-metadata"]["failure-rule"] == "model-error"
+    return line[f"{job}-metadata"]
+
+
+@pytest.mark.slow
+def test_a_sure_box_wholly_outside_the_image_fails_its_line_instead_of_vanishing(tmp_path: Path) -> None:
+    meta = _failed_on_one_image(tmp_path, FarBoxes(), "far")
     assert "boxes[1] is [300, 200, 400, 290] (x1 y1 x2 y2), wholly outside the 40x30 image" in meta["failure-reason"]
+
+
+class FlatBoxes(torch.nn.Module):
+    """A detector that collapses its boxes (x2 = x1, y2 = y1): one sure box of no area per image."""
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            out.append({"boxes": torch.tensor([[3.0, 3.0, 3.0, 3.0]]), "scores": torch.tensor([0.9]),
+                        "labels": torch.tensor([0], dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.slow
+def test_a_sure_box_of_zero_area_fails_its_line_instead_of_vanishing(tmp_path: Path) -> None:
+    """It was dropped even with min_object_size 0: the line was written ``annotations: []``,
+    confidence 1, the job COMPLETED and --review-below routed nothing."""
+    meta = _failed_on_one_image(tmp_path, FlatBoxes(), "flat", "--review-below", "0.95")
+    assert "boxes[0] is [3, 3, 3, 3] (x1 y1 x2 y2), of zero width and height" in meta["failure-reason"]
 
 
 def test_boxes_partly_outside_are_clipped_and_wholly_outside_are_refused_in_process() -> None:

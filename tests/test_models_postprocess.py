@@ -60,7 +60,7 @@ def test_a_reversed_box_is_refused_not_turned_around(box, axis):
 
 
 def test_nonfinite_degenerate_and_empty_predictions():
-    pred = {"boxes": [[0, 0, math.nan, 5], [1, 1, 1, 9], [2, 2, 8, 8]], "scores": [0.9, 0.9, math.inf], "labels": [0, 0, 0]}
+    pred = {"boxes": [[0, 0, math.nan, 5], [1, 1, 4, 9], [2, 2, 8, 8]], "scores": [0.9, 0.2, math.inf], "labels": [0, 0, 0]}
     assert detect(pred).boxes == []
     empty = detect({"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)})
     assert empty.boxes == [] and empty.confidence == 1.0
@@ -68,6 +68,27 @@ def test_nonfinite_degenerate_and_empty_predictions():
     assert value == {"image_size": [{"width": 3, "height": 4, "depth": 1}], "annotations": []}
     assert meta == {"objects": [], "class-map": {}}
     assert check_label("object-detection", value, {**meta, **META}) == []
+
+
+@pytest.mark.parametrize(("box", "side"), [([3, 3, 3, 3], "zero width and height"), ([1, 1, 1, 9], "zero width"),
+                                          ([2, 40, 9.5, 40], "zero height")])
+def test_a_sure_box_of_zero_area_fails_its_line_as_one_wholly_outside_does(box, side):
+    """A detector that collapses its boxes (x2 = x1) had each one dropped by the clip's size
+    filter, even with min_object_size 0: the line read as an image with no object, confidence
+    1, and --review-below routed nothing. Nothing is left of it once clipped, as of a box wholly
+    outside, so the one rule (docs/inference.md) refuses both."""
+    pred = {"boxes": [[2, 2, 8, 8], box], "scores": [0.9, 0.8], "labels": [0, 0]}
+    for min_size in (0, 5):
+        with pytest.raises(pp.PredictionRefused) as err:
+            detect(pred, min_object_size=min_size)
+        assert str(err.value) == (f"boxes[1] is {box} (x1 y1 x2 y2), of {side}: a box with no area marks nothing "
+                                  "in the image (does the model collapse its boxes?)")
+    # under the threshold or filtered out, it is never written: nothing refused
+    assert detect(pred, confidence_threshold=0.85).boxes == [[2, 2, 8, 8]]
+    assert detect({**pred, "labels": [0, 1]}, allowed={0}).boxes == [[2, 2, 8, 8]]
+    # wholly outside and flat: named as outside, the cause a detector more likely has
+    with pytest.raises(pp.PredictionRefused, match=r"boxes\[0\] is \[120, 3, 120, 3\] .* wholly outside the 100x50 image"):
+        detect({"boxes": [[120, 3, 120, 3]], "scores": [0.9], "labels": [0]})
 
 
 def test_confidence_for_review_is_min_kept_or_one_minus_best_dropped():

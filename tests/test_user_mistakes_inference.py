@@ -451,3 +451,95 @@ def test_a_resized_image_counts_its_input_size_against_a_batch_budget() -> None:
     assert decoded_pixels(info, 100_000) == 100
     assert decoded_pixels(info, 100_000, (64, 64)) == 4096
     assert decoded_pixels(read_info(png(boxes_image(200, 100, []))), 100_000, (64, 64)) == 20_000
+
+
+PY_DETECTOR = """
+import torch
+class Boxes(torch.nn.Module):
+    def forward(self, images):
+        return [{"boxes": torch.tensor([[2.0, 2.0, 9.0, 9.0]]), "scores": torch.tensor([0.9]),
+                 "labels": torch.tensor([0])} for _ in images]
+def make():
+    m = Boxes()
+    m.class_names = ["a", "b"]
+    return m
+"""
+
+
+@pytest.mark.slow
+def test_a_python_detector_given_as_a_classifier_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """The same mistake with a TorchScript model is refused by its forward's signature; a Python
+    model declares none, so the job started and failed FAILED (``expected a tensor ...; got
+    list``, exit 1), its name taken. The blank-image forward run before the job sees the output."""
+    manifest = images(tmp_path, 2)
+    (tmp_path / "det.py").write_text(PY_DETECTOR)
+    model = f"{tmp_path / 'det.py'}:make"
+    r = run_cli("annotate", str(manifest), "--job-name", "x4", "--label-attribute", "b",
+                "--task-type", "image-classification", "--method", "inference", "--model", model,
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"totask-manifest annotate: error: --model {model}: run once as a classifier on a blank image, its output "
+        "does not fit: expected a tensor (or a dict with 'out'/'logits'); got list (docs/inference.md, The model "
+        "protocol); is --task-type the model's?"]
+    assert not (tmp_path / "out").exists()
+    fits = run_cli("annotate", str(manifest), "--job-name", "x4", "--label-attribute", "b",
+                   "--task-type", "object-detection", "--method", "inference", "--model", model,
+                   "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+
+
+@pytest.mark.slow
+def test_an_input_size_a_detector_has_no_use_for_is_noted_once_as_ignored(tmp_path: Path) -> None:
+    """A detector takes each image at its own size: ``--input-size 64`` changed nothing (labels
+    byte-identical) and said nothing, as a classifier's ignored ``--nms-threshold`` is said."""
+    from tests.test_inference_support import ColorBoxes
+
+    manifest = images(tmp_path, 2)
+    model = save_scripted(ColorBoxes(), tmp_path / "det.pt")
+    outputs = []
+    for job, size in (("plain", ()), ("sized", ("--input-size", "64")), ("huge", ("--input-size", "5000x5000"))):
+        r = run_cli("annotate", str(manifest), "--job-name", job, "--label-attribute", "b", *size,
+                    "--task-type", "object-detection", "--method", "inference", "--model", str(model),
+                    "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        notes = [x for x in r.stdout.splitlines() + r.stderr.splitlines() if "--input-size" in x]
+        assert notes == ([f"--input-size {size[1]} ignored: it applies to classifiers and segmenters (images resized "
+                          "to it), not object-detection: a detector takes each image at its own size"]
+                         if size else []), r.stdout + r.stderr
+        lines = (tmp_path / "out" / job / "manifests/output/output.manifest").read_bytes().splitlines()
+        outputs.append([orjson.loads(x)["b"] for x in lines])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_in_process_checks_of_input_size_model_and_image_messages(tmp_path: Path) -> None:
+    """``--input-size 0`` is named as typed, not as the [0, 0] it is read as; an endpoint, which
+    fetches its own images, notes the value as ignored too; a bare ``.py`` model is told to name
+    its factory; a 0-byte image is said to be empty, not of a format Pillow does not know."""
+    from totask_manifest._annotators.inference import effective_params
+    from totask_manifest._annotators.inference_images import decode_image
+    from totask_manifest._errors import UsageError
+    from totask_manifest._imaging import ImageUnreadable
+    from totask_manifest._models.loading import load_torchscript, parse_input_size
+
+    for typed in ("0", 0, "0,5", "-3"):
+        with pytest.raises(UsageError) as err:
+            parse_input_size(typed)
+        assert str(err.value) == f"--input-size must be a positive integer or HEIGHT,WIDTH, got {typed!r}"
+    notes: list[str] = []
+    effective_params({"model": "http://127.0.0.1:9/predict", "input_size": "64"}, "image-classification", notes=notes)
+    assert notes == ["--input-size 64 ignored: a model endpoint fetches its images itself, at their own size"]
+    notes.clear()
+    effective_params({"model": "m.pt", "input_size": "64"}, "image-classification", notes=notes)
+    assert notes == []
+    (tmp_path / "net.py").write_text(PY_DETECTOR)
+    with pytest.raises(UsageError) as err:
+        load_torchscript(str(tmp_path / "net.py"))
+    assert str(err.value) == (f"--model {tmp_path / 'net.py'}: not a TorchScript file: a .py model is named with "
+                              f"its factory, the function that returns the torch.nn.Module ({tmp_path / 'net.py'}:make, "
+                              "say; docs/inference.md)")
+    with pytest.raises(ImageUnreadable) as unreadable:
+        decode_image(b"", None)
+    assert unreadable.value.reason == "empty file (0 bytes)"
+    with pytest.raises(ImageUnreadable, match="no image format Pillow knows"):
+        decode_image(b"not an image\n", None)

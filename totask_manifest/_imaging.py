@@ -152,9 +152,12 @@ def check_budget(value: Any, source: str = "--max-image-pixels") -> int:
 
 
 def _open(data: bytes) -> Image.Image:
-    """Pillow's lazy open: the header only. Its errors become ``ImageError``."""
+    """Pillow's lazy open: the header only. Its errors become ``ImageError``; an empty file (an
+    interrupted upload) is said as such, not as an unknown format, as a text file named .jpg is."""
     from PIL import Image, UnidentifiedImageError
 
+    if not data:
+        raise ImageUnreadable("empty file (0 bytes)")
     try:
         return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning when -W error

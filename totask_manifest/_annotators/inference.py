@@ -43,7 +43,7 @@ from .._jobs.run import JobRun
 from .._models.heads import head_for
 from .._models.labeler import Labeler, PendingMask
 from .._models.loading import parse_input_size
-from .._models.params import check_params_for_task, load_params_file, resolve_params
+from .._models.params import check_params_for_task, emit_notes, load_params_file, resolve_params
 from .._models.runners import ModelRunner
 from .._models.sources import RunnerSettings, absolute_model_ref, source_for
 from .._options import Options, nested, option
@@ -98,7 +98,28 @@ def effective_params(
     if model_config is not None:
         raw["model_config"] = model_config
     source = f"--params {options['params_file']}" if options.get("params_file") else "parameters"
-    return resolve_params(raw, task_type, source=source, notes=notes)
+    pending: list[str] = []
+    params = resolve_params(raw, task_type, source=source, notes=pending)
+    pending.extend(_input_size_ignored(options, task_type))
+    emit_notes(pending, notes)
+    return params
+
+
+def _input_size_ignored(options: dict[str, Any], task_type: str | None) -> list[str]:
+    """The note for an ``--input-size`` this job has no use for: a detector takes each image at
+    its own size and an endpoint fetches its own images, so the value (kept in job.json, as given)
+    changes nothing, which a user expecting resized inputs is told as an unused parameter is."""
+    given = options.get("input_size")
+    if given is None:
+        return []
+    shown = given if isinstance(given, str) else json_text(given)
+    if options.get("model") and not source_for(options["model"]).local:
+        return [f"--input-size {shown} ignored: a model endpoint fetches its images itself, at their own size"]
+    name = get_task_type(task_type).name if task_type is not None else None
+    if name is not None and not head_for(name).stacked:
+        return [f"--input-size {shown} ignored: it applies to classifiers and segmenters (images resized to it), "
+                f"not {name}: a detector takes each image at its own size"]
+    return []
 
 
 @dataclass(frozen=True)

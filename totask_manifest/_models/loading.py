@@ -46,6 +46,7 @@ def parse_input_size(value: Any, source: str = "--input-size") -> tuple[int, int
     """``224`` or ``[h, w]`` / ``"h,w"`` / ``"hxw"`` as (height, width)."""
     if value is None:
         return None
+    given = value  # named as the user wrote it: ``0``, not the ``[0, 0]`` it is read as
     if isinstance(value, str):
         parts = [p for p in re.split(r"[,x ]+", value.strip()) if p]
         try:
@@ -58,7 +59,7 @@ def parse_input_size(value: Any, source: str = "--input-size") -> tuple[int, int
         value = [value, value]
     if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
         return int(value[0]), int(value[1])
-    raise UsageError(f"{source} must be a positive integer or HEIGHT,WIDTH, got {value!r}")
+    raise UsageError(f"{source} must be a positive integer or HEIGHT,WIDTH, got {given!r}")
 
 
 @dataclass
@@ -145,6 +146,11 @@ def load_torchscript(url: str) -> LoadedModule:
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
     except Exception as exc:
+        if url.lower().endswith(".py"):  # a Python model named without its factory
+            raise UsageError(
+                f"--model {url}: not a TorchScript file: a .py model is named with its factory, the function "
+                f"that returns the torch.nn.Module ({url}:make, say; docs/inference.md)"
+            ) from None
         raise UsageError(
             f"--model {url}: not a TorchScript file ({_first_sentence(exc)}); save one with torch.jit.save(torch.jit.script(m)), "
             "use a .pt2 file from torch.export.save, or give module:factory with --weights for a state dict"

@@ -215,7 +215,7 @@ def resolve_params(
         check_params_for_task(out, task_type, source=source, notes=pending)
         if out["include_masks"] and task_type != "semantic-segmentation":
             out["include_masks"] = None  # noted above; a second check must not note it again
-    _emit(pending, notes)
+    emit_notes(pending, notes)
     return out
 
 
@@ -228,7 +228,9 @@ def _given_keys(raw: Mapping[str, Any]) -> set[str]:
     return given
 
 
-def _emit(pending: list[str], notes: list[str] | None) -> None:
+def emit_notes(pending: list[str], notes: list[str] | None) -> None:
+    """Notes on values ignored: onto ``notes`` when given (a caller checking parameters several
+    times), else logged, one warning each, under this module's logger."""
     if notes is not None:
         notes.extend(pending)
         return
@@ -261,7 +263,7 @@ def check_params_for_task(
             "leave include_masks out or set it to true"
         )
     if task_type != "semantic-segmentation" and masks:
-        _emit(
+        emit_notes(
             [f"{source}: include_masks ignored: Ground Truth {task_type} labels hold no masks "
              "(use --task-type semantic-segmentation for per-pixel labels)"],
             notes,

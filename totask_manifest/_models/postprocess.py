@@ -147,14 +147,14 @@ def filter_detections(
     best_dropped = float(scores[unsure].max()) if bool(unsure.any()) else 0.0
     kept = wanted & ~unsure
     _refuse_reversed(boxes, kept)
-    _refuse_outside(boxes, kept, width, height)
+    _refuse_empty(boxes, kept, width, height)
     boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
     if boxes.shape[0]:
         x1, x2 = boxes[:, 0].clamp(0, width), boxes[:, 2].clamp(0, width)
         y1, y2 = boxes[:, 1].clamp(0, height), boxes[:, 3].clamp(0, height)
         boxes = torch.stack([x1, y1, x2, y2], dim=1)
         w, h = x2 - x1, y2 - y1
-        big = (w > 0) & (h > 0) & (w >= min_object_size) & (h >= min_object_size)
+        big = (w >= min_object_size) & (h >= min_object_size)  # none is empty: _refuse_empty
         boxes, scores, labels = boxes[big], scores[big], labels[big]
     if nms_threshold is not None and boxes.shape[0] > 1:
         keep_idx = batched_nms(boxes, scores, labels, nms_threshold)
@@ -191,21 +191,31 @@ def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
     )
 
 
-def _refuse_outside(boxes: torch.Tensor, kept: torch.Tensor, width: int, height: int) -> None:
-    """``PredictionRefused`` for the first box to be written that lies wholly outside the image.
-    Clipping would leave nothing of it, so it would vanish while its line reads as labeled; a
-    detector answering in another frame (its own input size, say) draws such boxes. A box partly
-    inside is clipped as before."""
+def _refuse_empty(boxes: torch.Tensor, kept: torch.Tensor, width: int, height: int) -> None:
+    """``PredictionRefused`` for the first box to be written that has nothing left once clipped
+    to the image: one wholly outside it (a detector answering in another frame, its own input
+    size say, draws such boxes) or one of zero width or height (a detector that collapses its
+    boxes, x2 = x1). Dropped, it would vanish while its line reads as labeled, with no object and
+    full confidence. A box partly inside is clipped as before."""
     import torch
 
-    outside = kept & ((boxes[:, 0] >= width) | (boxes[:, 1] >= height) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0))
-    if not bool(outside.any()):
+    outside = (boxes[:, 0] >= width) | (boxes[:, 1] >= height) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
+    flat = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    empty = kept & (outside | flat)
+    if not bool(empty.any()):
         return
-    i = int(torch.nonzero(outside)[0])
+    i = int(torch.nonzero(empty)[0])
     box = [_pixels(float(v)) for v in boxes[i].tolist()]
+    if bool(outside[i]):
+        raise PredictionRefused(
+            f"boxes[{i}] is {box} (x1 y1 x2 y2), wholly outside the {width}x{height} image: a detector's boxes "
+            "are in the pixels of the image it was given (is it answering in its input size's frame?)"
+        )
+    x1, y1, x2, y2 = boxes[i].tolist()
+    side = "zero width and height" if x2 <= x1 and y2 <= y1 else "zero width" if x2 <= x1 else "zero height"
     raise PredictionRefused(
-        f"boxes[{i}] is {box} (x1 y1 x2 y2), wholly outside the {width}x{height} image: a detector's boxes "
-        "are in the pixels of the image it was given (is it answering in its input size's frame?)"
+        f"boxes[{i}] is {box} (x1 y1 x2 y2), of {side}: a box with no area marks nothing in the image "
+        "(does the model collapse its boxes?)"
     )
 
 

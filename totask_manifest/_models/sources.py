@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .._errors import StorageError, TotaskError, UsageError
+from .._errors import JobError, StorageError, TotaskError, UsageError
 from .._fetch import has_scheme
 from . import loading
 from .heads import Head
@@ -140,7 +140,10 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
     fail on its first batch, after its folder exists. Found by one forward, on the
     CPU, of one blank image of the size the job feeds, before the job (on the driver only: Ray's
     workers never call this). Only a head whose width is certain (``Head.counts_classes``) is run;
-    a forward that fails on a blank image is left to the job, which names the error per line."""
+    a forward that fails on a blank image is left to the job, which names the error per line. One
+    that runs but answers in another head's form (a detector's list of dicts given a batch: any
+    model, TorchScript or not) does not fit the task type: refused as ``check_signature`` refuses
+    a TorchScript one, before a job is left FAILED under the name."""
     if not head.counts_classes or input_size is None:
         return
     import numpy as np
@@ -150,6 +153,12 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
     try:
         runner = TorchRunner(loaded, head, select_device("cpu"), input_size)
         count = head.class_count_of(model_call(runner, [np.zeros((*input_size, 3), dtype=np.uint8)])[0])
+    except JobError as exc:  # only the head raises it: the model ran, its output is not this head's
+        reason = str(exc).removeprefix("model output: ")
+        raise UsageError(
+            f"--model {loaded.source}: run once as a {head.kind} on a blank image, its output does not fit: "
+            f"{reason} (docs/inference.md, The model protocol); is --task-type the model's?"
+        ) from None
     except (Exception, SystemExit) as exc:  # the model's own code: its error is the job's to report
         log.debug("class count not checked: the model failed on a blank image (%s)", type(exc).__name__)
         return
