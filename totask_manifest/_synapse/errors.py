@@ -94,9 +94,16 @@ def went_unanswered(status: int | None) -> bool:
 def backend_down(error: BaseException | None) -> bool:
     """Synapse did not take a request for want of a backend (no answer, 5xx after the retries, too
     many 429s): another request now fails the same way, after its own retry schedule. An error
-    answer (a 4xx) says nothing of the next request, which is still sent. The one rule for what
-    a job reporter sends after a failure (``JobReporter.flush``, ``tell_refused``)."""
+    answer (a 4xx) says nothing of the next request, which is still sent (``tell_refused``)."""
     return isinstance(error, BackendUnavailable)
+
+
+def never_connected(error: BaseException | None) -> bool:
+    """No connection to the host could be opened on any attempt (refused, no such host): the next
+    request to it now fails the same way. Not a 5xx or 429s, which one endpoint may give alone
+    (``logs/`` failing while ``jobs/`` answers): ``JobReporter.flush`` then still sends the job's
+    status, which would otherwise never reach it."""
+    return isinstance(error, BackendUnavailable) and error.unreachable
 
 
 def may_still_land(exc: SynapseHTTPError) -> bool:

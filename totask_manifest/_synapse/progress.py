@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import backend_down
+from .errors import never_connected
 from .sync_client import SynapseClient
 
 log = logging.getLogger(__name__)
@@ -167,13 +167,17 @@ class JobReporter:
             self._last_send = time.monotonic()
         assert self.client is not None
         # the logs first, then the PATCH, as the SDK sends them: a final status then follows the
-        # run's last messages (a backend may refuse logs to a finished job); logs refused (a 4xx)
-        # never keep the status from the job
+        # run's last messages (a backend may refuse logs to a finished job); logs refused (a 4xx,
+        # or a 5xx or 429s of the logs' endpoint alone) never keep the status from the job
         logs_error = self._send(self.client.create_logs, logs) if logs else None
-        if backend_down(logs_error):
-            # the PATCH would meet the same backend: a second retry schedule (12 s by default) for
-            # nothing, at every pump cycle and at ``close``; what kept the status from the job is said
-            log.debug("Synapse job %s: status update not sent, as the logs were not taken", self.job_id)
+        if never_connected(logs_error):
+            # no connection to the host at all: the PATCH would meet the same, after a second retry
+            # schedule (12 s by default) for nothing; its fields stay pending for the next send, and
+            # what kept the status from the job is said
+            log.debug("Synapse job %s: status update not sent, as the host took no connection", self.job_id)
+            with self._lock:
+                self._patch = {**body, **self._patch}
+                self._dirty = True
             self.last_error = logs_error
             return
         self.last_error = self._send(self.client.update_job, self.job_id, body)
