@@ -125,8 +125,9 @@ def write_gt_file(path: Path, boxes: Sequence[tuple], *, scores: bool, names: Se
 
 def make_review_chain(tmp_path: Path, machine: Sequence[Sequence[tuple]], review: Sequence[Sequence[tuple]],
                       *, images: bool = False) -> Path:
-    """A real ``model`` job (file method, attribute ``boxes``) and a ``review`` job chained from it;
-    returns the review job's folder. With ``images``, each line's ``source-ref`` is a real PNG."""
+    """A real ``model`` job (a detector plugin giving ``machine``, attribute ``boxes``) and a
+    ``review`` job chained from it (the file method importing ``review``); returns the review job's
+    folder. With ``images``, each line's ``source-ref`` is a real PNG."""
     from PIL import Image, ImageDraw
 
     from tests.jobs_helpers import run_cli
@@ -144,16 +145,18 @@ def make_review_chain(tmp_path: Path, machine: Sequence[Sequence[tuple]], review
                 draw.ellipse([b[1], b[2], b[1] + b[3], b[2] + b[4]], fill=(250, 200, 40) if b[0] == "cat" else
                              (120, 90, 200))
             img.save(data / f"img{i}.png")
-            source = f"img{i}.png"
+            source = str(data / f"img{i}.png")
+        # absolute: the plugin job records no folder to resolve relative references against
         lines.append({"source-ref": source, "model-file": write_gt_file(data / f"m{i}.json", m, scores=True),
-                      "review-file": write_gt_file(data / f"r{i}.json", r, scores=False)})
+                      "review-file": str(data / write_gt_file(data / f"r{i}.json", r, scores=False))})
     manifest = data / "in.manifest"
     manifest.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
     out = tmp_path / "out"
     common = ["--task-type", "object-detection", "--method", "file", "--class-names", str(data / "classes.txt"),
               "--allow-root", str(data)]
     first = run_cli("annotate", str(manifest), "--job-name", "model", "--label-attribute", "boxes",
-                    "--url-key", "model-file", "--output", str(out), *common)
+                    "--task-type", "object-detection", "--method", "tests.support.toy_annotators:RecordedDetector",
+                    "--toy-root", str(data), "--output", str(out))
     assert first.returncode == 0, first.stderr
     second = run_cli("chain", str(out / "model"), "--job-name", "review", "--url-key", "review-file", *common)
     assert second.returncode == 0, second.stderr

@@ -310,7 +310,10 @@ def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> 
     res = run_cli("evaluate", str(job), "--format", "json")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
-    assert (d["predicted"], d["reference"], d["attributes_from"]) == ("boxes", "review", "job lineage (chained-from)")
+    # the review job imports files (human-annotated "no" too): the model is the plugin, whichever came first
+    assert (d["predicted"], d["reference"], d["attributes_from"]) == ("boxes", "review",
+                                                                      "job lineage, the model's attribute: method "
+                                                                      "tests.support.toy_annotators:RecordedDetector")
     det = d["detection"]
     assert d["lines"]["evaluated"] == 3
     assert (det["true_positives"], det["false_positives"], det["missed"]) == (3, 1, 1)
@@ -318,6 +321,46 @@ def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> 
     assert det["sweep"]["line"]["suggested"] == {"threshold": 0.61, "routed": 2, "errors_caught": 2}
     text = run_cli("evaluate", str(job))
     assert text.returncode == 0 and "AP@[.5:.95]" in text.stdout and "job lineage" in text.stdout
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.mark.slow
+def test_readme_chain_scores_the_model_against_the_files(tmp_path: Path) -> None:
+    """README's quick start (a file job) then its ``chain ... --method inference``: the file method
+    writes human-annotated "no" too, and the lineage took the earlier attribute (the files) for the
+    prediction: precision and recall swapped, exit 0. The model's attribute is the prediction now;
+    two file imports alike (nothing human, both scored) are refused, exit 2, rather than guessed."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    files = ["--method", "file", "--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"),
+             "--native", "convert", "--allow-root", str(SAMPLE)]
+    first = run_cli("annotate", str(SAMPLE / "manifest.jsonl"), "--job-name", "sample-boxes", "--label-attribute",
+                    "boxes", "--task-type", "object-detection", "--output", str(out), *files)
+    assert first.returncode == 0, first.stderr
+    model = run_cli("chain", str(out / "sample-boxes"), "--job-name", "sample-model", "--method", "inference",
+                    "--task-type", "object-detection", "--model", str(SAMPLE / "models" / "shapes-detector.pt"),
+                    "--allow-root", str(SAMPLE))
+    assert model.returncode == 0, model.stderr
+    found = run_cli("evaluate", str(out / "sample-model"), "--format", "json")
+    assert found.returncode == 0, found.stderr
+    d = json.loads(found.stdout)
+    assert (d["predicted"], d["reference"]) == ("sample-model", "boxes")
+    assert d["attributes_from"] == "job lineage, the model's attribute: method inference"
+    given = json.loads(run_cli("evaluate", str(out / "sample-model"), "--format", "json", "--predicted",
+                               "sample-model", "--reference", "boxes").stdout)
+    assert d["detection"] == given["detection"] and d["detection"]["precision"] > d["detection"]["recall"]
+    # one side given: the pair's other attribute is the other side, whichever it is
+    one = json.loads(run_cli("evaluate", str(out / "sample-model"), "--format", "json", "--reference", "boxes").stdout)
+    assert (one["predicted"], one["reference"]) == ("sample-model", "boxes")
+    again = run_cli("chain", str(out / "sample-boxes"), "--job-name", "again", *files)
+    assert again.returncode == 0, again.stderr
+    refused = run_cli("evaluate", str(out / "again"))
+    assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1, refused.stderr
+    assert "cannot tell the prediction from the reference: 'boxes' (job 'sample-boxes') and 'again' (job " \
+           "'again') were made both by method file" in refused.stderr
+    assert refused.stderr.rstrip().endswith("give --predicted and --reference")
 
 
 @pytest.mark.slow

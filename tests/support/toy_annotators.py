@@ -170,3 +170,25 @@ class ToyBoxes(BatchAnnotator):
                      "annotations": [{"class_id": 0, "left": left, "top": top, "width": width, "height": height}]}
             out.append(Labeled(value, {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}]}))
         return out
+
+
+@dataclass(frozen=True)
+class RecordedDetectorOptions(Options):
+    root: str = option("", flag="--toy-root", help="folder of the recorded predictions")
+
+
+class RecordedDetector(BatchAnnotator):
+    """A detector whose predictions were recorded: labels each line with the Ground Truth label
+    file its ``model-file`` names under ``--toy-root``. A model's job, not an import (its method is
+    not ``file``), so ``evaluate`` takes its attribute for the prediction in a chain."""
+
+    name = "recorded-detector"
+    batch_size = 4
+    Options = RecordedDetectorOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for item in items:
+            doc = json.loads((Path(self.options.root) / str(item.record["model-file"])).read_text())
+            out.append(Labeled(doc["label"], doc["metadata"]))
+        return out

@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "missing, failed or routed are counted apart. Reads the manifest once, in bounded memory.",
     )
     p.add_argument("manifest", metavar="MANIFEST", help="manifest path or URL, or a job folder (its output manifest)")
-    p.add_argument("--predicted", metavar="A", help="the attribute to judge (default: from the job's lineage, "
-                   "else the one attribute with human-annotated 'no')")
-    p.add_argument("--reference", metavar="B", help="the attribute taken as right (default: the job's own "
-                   "attribute when chained from another, else the one attribute with human-annotated 'yes')")
+    p.add_argument("--predicted", metavar="A", help="the attribute to judge (default: in a chained job, the "
+                   "attribute of the job that ran a model, not --method file; else the one attribute with "
+                   "human-annotated 'no')")
+    p.add_argument("--reference", metavar="B", help="the attribute taken as right (default: in a chained job, "
+                   "the other job's attribute; else the one attribute with human-annotated 'yes')")
     p.add_argument("--iou", type=float, default=0.5, help="IoU a predicted box needs to match a reference box for "
                    "precision, recall and the sweep (default 0.5)")
     p.add_argument("--share", type=float, default=0.95, metavar="S",

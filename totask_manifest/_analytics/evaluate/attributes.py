@@ -1,11 +1,15 @@
 """Which manifest, and which two attributes: given, from a job's lineage, or from ``human-annotated``.
 
-A job folder chained for review from another holds both sides on the same lines: the previous
-job's attribute (what the machine said) and this job's (what people made of it). ``job.json``
-records the previous job (``chained-from``), so its attribute is the prediction and this job's
-the reference. Without a lineage (a plain manifest, or a job not chained), ``human-annotated``
-decides: the one attribute whose labels say ``no`` is the prediction, the one saying ``yes``
-the reference. Anything else needs ``--predicted`` and ``--reference``.
+A job folder chained from another holds both sides on the same lines: the previous job's
+attribute and this job's. ``job.json`` records the previous job (``chained-from``) and each job's
+method. The attribute a model made (the one job of the two whose method is not ``file``, which
+imports labels made elsewhere) is the prediction; failing that, ``human-annotated`` orients the pair
+(the attribute all ``no`` against the one all ``yes``). The order of the jobs tells nothing: the file
+method writes ``human-annotated: "no"``, and a model chained after a file import (the README's chain)
+was scored backwards, the files as the prediction. Where neither tells (two imports alike), the
+command stops rather than guess. Without a lineage (a plain manifest, or a job not chained),
+``human-annotated`` decides: the one attribute whose labels say ``no`` is the prediction, the one
+saying ``yes`` the reference. Anything else needs ``--predicted`` and ``--reference``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,27 @@ METADATA = "-metadata"
 SCAN_LINES = 2000
 
 
+#: the method that imports labels made elsewhere (people's, or another tool's): every other method
+#: (``inference``, ``synapse-preprocessor``, a plugin) computes its own, and in a lineage that job's
+#: attribute is the prediction
+IMPORT_METHOD = "file"
+
+
+@dataclass
+class Lineage:
+    """A chained job's pair as ``job.json`` records it: the previous job's attribute (None when it
+    is no reference: another task type, ``other_type`` saying why) and this job's, with each job's
+    name and method."""
+
+    previous: str | None
+    attribute: str
+    previous_job: str | None
+    previous_method: str | None
+    job: str
+    method: str
+    other_type: str | None = None
+
+
 @dataclass
 class Target:
     manifest: str
@@ -47,26 +72,29 @@ def is_job_folder(source: str) -> bool:
     return Job(source).exists
 
 
-def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str, str | None]:
-    """(previous job's attribute, this job's attribute, fetch options, manifest, why the previous
-    one is no reference) from ``job.json``. A job chained with another task type added a label of
-    its own, no review of the previous one: no previous attribute, and the line saying so."""
+def lineage_of(job_url: str) -> tuple[Lineage, dict[str, Any], str]:
+    """(the pair ``job.json`` records, fetch options, manifest). A job chained with another task
+    type added a label of its own, no review of the previous one: no previous attribute, and the
+    line saying so."""
     job = Job.open(job_url, read_only=True)  # evaluate reads: a newer version's job.json too
     state = job.state
     options = job_fetch_options(job)
-    previous, other_type = None, None
+    config = state.config
+    lineage = Lineage(None, config.label_attribute, None, None, config.job_name, config.method)
     if state.chained_from:
         try:
             prev = Job.open(state.chained_from, read_only=True).state.config
         except JobError:
             prev = None
-        if prev is not None and comparable_types(prev.task_type, state.config.task_type):
-            previous = prev.label_attribute
+        if prev is not None and comparable_types(prev.task_type, config.task_type):
+            lineage.previous, lineage.previous_job, lineage.previous_method = (prev.label_attribute, prev.job_name,
+                                                                               prev.method)
         elif prev is not None:
-            other_type = (f"job {redact_url(job.url)} has no reference to compare with: it was chained from job "
-                          f"{prev.job_name!r}, whose attribute {prev.label_attribute!r} is {prev.task_type}, not "
-                          f"{state.config.task_type} (a new label of another task type, no review of it)")
-    return previous, state.config.label_attribute, options, job.output_manifest, other_type
+            lineage.other_type = (f"job {redact_url(job.url)} has no reference to compare with: it was chained from "
+                                  f"job {prev.job_name!r}, whose attribute {prev.label_attribute!r} is "
+                                  f"{prev.task_type}, not {config.task_type} (a new label of another task type, "
+                                  "no review of it)")
+    return lineage, options, job.output_manifest
 
 
 def job_fetch_options(job: Job) -> dict[str, Any]:
@@ -113,10 +141,55 @@ def human_annotated(manifest: str) -> dict[str, Counter]:
     return found
 
 
+def _all_say(counts: Counter | None) -> str | None:
+    """``yes`` or ``no`` when every label of an attribute says it; None otherwise."""
+    if counts and counts["yes"] and not counts["no"]:
+        return "yes"
+    if counts and counts["no"] and not counts["yes"]:
+        return "no"
+    return None
+
+
+def _oriented(lineage: Lineage, manifest: str, source: str) -> tuple[str, str, str]:
+    """(predicted, reference, how found) for a chained job's pair: the attribute a model made (the
+    one job of the two not importing files), else the one ``human-annotated`` says no against yes;
+    a ``UsageError`` where neither tells (two imports alike: which is the prediction is the user's
+    to say). The order of the jobs tells nothing: a model runs before a review or after an import."""
+    prev, attr = lineage.previous, lineage.attribute
+    assert prev is not None
+    computed = [(a, m) for a, m in ((prev, lineage.previous_method), (attr, lineage.method)) if m != IMPORT_METHOD]
+    if len(computed) == 1:
+        return _pair(computed[0][0], prev, attr, f"job lineage, the model's attribute: method {computed[0][1]}")
+    found = human_annotated(manifest)
+    said = {a: _all_say(found.get(a)) for a in (prev, attr)}
+    if sorted(said.values(), key=str) == ["no", "yes"]:
+        return _pair(prev if said[prev] == "no" else attr, prev, attr, "job lineage, oriented by human-annotated")
+    methods = (f"both by method {lineage.method}" if lineage.previous_method == lineage.method else
+               f"by methods {lineage.previous_method} and {lineage.method}")
+    raise UsageError(
+        f"job {redact_url(source)}: cannot tell the prediction from the reference: {prev!r} (job "
+        f"{lineage.previous_job!r}) and {attr!r} (job {lineage.job!r}) were made {methods} and human-annotated "
+        f"says {dict(found.get(prev, {}))} and {dict(found.get(attr, {}))}; give --predicted and --reference")
+
+
+def _pair(predicted: str, prev: str, attr: str, how: str) -> tuple[str, str, str]:
+    return predicted, (attr if predicted == prev else prev), how
+
+
+def _one_side_given(lineage: Lineage, predicted: str | None, reference: str | None) -> tuple[str | None, str | None]:
+    """One of the pair given: the other attribute of the pair is the other side. Anything else as given."""
+    pair = (lineage.previous, lineage.attribute)
+    given = predicted if predicted is not None else reference
+    if given not in pair:
+        return predicted, reference
+    other = pair[1] if given == pair[0] else pair[0]
+    return (predicted, other) if predicted is not None else (other, reference)
+
+
 def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]]:
     found = human_annotated(manifest)
-    machine = [a for a, c in found.items() if c["no"] and not c["yes"]]
-    human = [a for a, c in found.items() if c["yes"] and not c["no"]]
+    machine = [a for a, c in found.items() if _all_say(c) == "no"]
+    human = [a for a, c in found.items() if _all_say(c) == "yes"]
     return (machine[0] if len(machine) == 1 else None), (human[0] if len(human) == 1 else None), found
 
 
@@ -170,15 +243,17 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
     if is_job_folder(source):
         # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
         # every other command: the error keeps its own class (and so its exit code)
-        prev_attr, attr, options, manifest, other_type = lineage_attributes(source)
+        lineage, options, manifest = lineage_of(source)
+        other_type = lineage.other_type
         # a job a live process runs has no output of its own yet (or an earlier run's): in use, exit 2
         Job(source, read_only=True).refuse_in_use()
         _say_output_state(source, manifest)
-        if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
-            if predicted is None and reference in (None, attr):
-                predicted, how = prev_attr, "job lineage (chained-from)"
-            if reference is None and predicted == prev_attr:
-                reference, how = attr, "job lineage (chained-from)"
+        if lineage.previous and lineage.previous != lineage.attribute:
+            if predicted is None and reference is None:
+                predicted, reference, how = _oriented(lineage, manifest, source)
+            elif predicted is None or reference is None:
+                predicted, reference = _one_side_given(lineage, predicted, reference)
+                how = "job lineage (chained-from)" if predicted and reference else how
     elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
         manifest = Job(source).layout.output_manifest
     elif is_dir(source):  # named as every job command names it: the job folder it is inside, or those it holds
@@ -189,13 +264,6 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
     else:
         _refuse_a_jobs_own_file(source)
         options = output_manifest_options(source)
-    if how.startswith("job lineage"):
-        # a machine job chained from people's labels: human-annotated says which side is which
-        _, _, found = _by_human(manifest)
-        p, r = found.get(predicted), found.get(reference)
-        if p and r and p["yes"] and not p["no"] and r["no"] and not r["yes"]:
-            predicted, reference = reference, predicted
-            how = "job lineage, oriented by human-annotated"
     if predicted is None or reference is None:
         machine, human, found = _by_human(manifest)
         if predicted is None and machine and machine != reference:

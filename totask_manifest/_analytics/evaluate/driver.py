@@ -121,9 +121,10 @@ def evaluate_manifest(
 ) -> Evaluation:
     """Compare the ``predicted`` attribute with the ``reference`` one over a manifest or a job folder.
 
-    Without the attribute names, a job folder chained from another gives them (the previous
-    job's attribute is the prediction, this job's the reference), else ``human-annotated``
-    does (``no`` = predicted, ``yes`` = reference). Raises ``UsageError`` for bad options or
+    Without the attribute names, a job folder chained from another gives them (the attribute of
+    the job that ran a model, not ``method="file"``, is the prediction, the other job's the
+    reference), else ``human-annotated`` does (``no`` = predicted, ``yes`` = reference). Raises
+    ``UsageError`` for bad options or
     when the attributes cannot be told. A local file of 16 MiB or more is read by ``workers``
     processes (default: one per CPU; 1 = this process only), with the same result.
     """
