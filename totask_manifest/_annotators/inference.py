@@ -340,8 +340,11 @@ class InferenceAnnotator(Annotator):
     def _batches_local(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
         """Images fetched and decoded here, labeled by the local model (``inference_local``)."""
         loader = ImageLoader(lambda url: self._fetcher().submit(url), self._pool, self.max_image_pixels)
-        return LocalBatches(self.runner, self.labeler, loader, batch_size=self.batch_size, pool=self._pool,
-                            max_image_pixels=self.max_image_pixels, image_url=self._image_url)(items)
+        batches = LocalBatches(self.runner, self.labeler, loader, batch_size=self.batch_size, pool=self._pool,
+                               max_image_pixels=self.max_image_pixels, image_url=self._image_url,
+                               stopped=self.context.stop.is_set)
+        self.context.in_flight = batches.finishing  # what a first Ctrl-C's line says it waits for
+        return batches(items)
 
     def _image_url(self, item: Item) -> str | Failed:
         """The line's image URL, resolved against its base; ``Failed`` for a line without one."""

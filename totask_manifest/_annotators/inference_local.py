@@ -7,7 +7,10 @@ Three stages overlap, so the model (on a GPU above all) waits for as little as p
   always fits), and it is decoded in the pool while the model runs on the batch before it, so at
   most two batches of decoded pixels are held, whatever the images declare;
 * the model runs in the caller's thread (Ctrl-C and the model's own ``KeyboardInterrupt`` are
-  told apart there: ``runners.model_call``);
+  told apart there: ``runners.model_call``); after a first stop signal no new batch enters it: the
+  batch in the model finishes and is labeled, and the lines fetched ahead are left for ``resume``
+  (not labeled, not failed), since a forward pass may take a minute and a fetch is cheap to redo
+  (each of the three prefetched batches cost a whole forward pass before, minutes on a slow model);
 * a batch's predictions are labeled (thresholds, NMS, the Ground Truth label) in a thread of their
   own while the model runs on the next batch: on a GPU, labeling a detector's batch took about a
   third of the pipeline's time, all of it with the GPU idle. One batch is labeled at a time, in
@@ -22,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .._errors import counted
 from .._models.labeler import Labeler, PendingMask
 from .._models.runners import ModelRunner, predict_each
 from .._outcomes import Failed, Item, Outcome
@@ -40,7 +44,7 @@ class LocalBatches:
 
     def __init__(self, runner: ModelRunner, labeler: Labeler, loader: ImageLoader, *, batch_size: int,
                  pool: concurrent.futures.Executor, max_image_pixels: int,
-                 image_url: Callable[[Item], str | Failed]) -> None:
+                 image_url: Callable[[Item], str | Failed], stopped: Callable[[], bool] = lambda: False) -> None:
         self.runner = runner
         self.labeler = labeler
         self.loader = loader
@@ -48,6 +52,18 @@ class LocalBatches:
         self.pool = pool
         self.max_image_pixels = max_image_pixels
         self.image_url = image_url
+        #: whether a first stop signal came (``JobRun.stop``): no new batch enters the model
+        self.stopped = stopped
+        #: lines in the batch the model is running on; 0 between forward passes
+        self.in_model = 0
+
+    def finishing(self) -> str | None:
+        """What a first stop signal waits for, as its line says it; None when no batch is in the
+        model. Read by the signal handler: no lock, one int read."""
+        n = self.in_model
+        if not n:
+            return None
+        return f"the batch in the model ({counted(n, 'line')}); lines fetched ahead are left for resume"
 
     def label(self, out: Pairs, shapes: list[tuple[Item, Shape]], preds: list[Any]) -> Pairs:
         """``out`` (the batch's failed lines) with each predicted line's outcome added. It is given
@@ -101,7 +117,7 @@ class LocalBatches:
         try:
             fill()
             current = take_batch()
-            while current:
+            while current and not self.stopped():
                 results = [(item, fut.result()) for item, fut in current]
                 upcoming = take_batch()  # decoded while the model runs on this batch
                 ready: list[tuple[Item, DecodedImage]] = []
@@ -113,6 +129,9 @@ class LocalBatches:
                         ready.append((item, result))
                 del results
                 shapes = [(item, (img.width, img.height, img.depth, img.scale_x, img.scale_y)) for item, img in ready]
+                if self.stopped():  # came while this batch was decoded: it does not enter the model
+                    break
+                self.in_model = len(ready)
                 try:
                     preds = predict_each(self.runner, [img.pixels for _, img in ready]) if ready else []
                 except BaseException:
@@ -122,6 +141,8 @@ class LocalBatches:
                         done, labeled = labeled.result(), None
                         yield done
                     raise
+                finally:
+                    self.in_model = 0
                 del ready
                 started.pop(0)
                 if labeled is not None:

@@ -350,6 +350,13 @@ def _hard_stop_within(exc: BaseException) -> bool:
     return False
 
 
+def _in_flight(plan: JobRun) -> str:
+    """What a first stop signal waits for, in its line: the annotator's words where it gives them
+    (a slow model's user waited minutes with no word of what for), else "lines in flight"."""
+    said = plan.in_flight() if plan.in_flight is not None else None
+    return said or "lines in flight"
+
+
 @contextlib.contextmanager
 def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     """First SIGINT/SIGTERM/SIGHUP: stop taking lines (while the annotator is built, before any line
@@ -381,7 +388,7 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
             plan.stop.set()
             raise StoppedWhileBuilding(signum)
         else:
-            log.warning("stopping: finishing lines in flight (signal again to stop at once)")
+            log.warning("stopping: finishing %s (signal again to stop at once)", _in_flight(plan))
             plan.stop.set()
 
     signals = [s for s in _signals.STOPS if signal.getsignal(s) is not signal.SIG_IGN]

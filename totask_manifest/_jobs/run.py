@@ -21,7 +21,7 @@ from .config import JobConfig
 ProgressCallback = Callable[[dict[str, int]], None]
 
 #: what only the driver holds: not sent to workers
-_DRIVER_ONLY = ("engine", "recorder", "stop", "hard_stop", "building", "on_progress")
+_DRIVER_ONLY = ("engine", "recorder", "stop", "hard_stop", "building", "on_progress", "in_flight")
 
 
 @dataclass
@@ -43,6 +43,10 @@ class JobRun:
     #: set while the engine builds its annotator (a model loads): no line is in flight yet, so a stop
     #: signal then leaves at once (``execute.stop_on_signals``) rather than wait for the whole load
     building: threading.Event = field(default_factory=threading.Event)
+    #: what the lines in flight are, for the first stop signal's line ("finishing ..."); set by an
+    #: annotator that knows (the inference method: the batch in the model); None or a None answer:
+    #: "lines in flight". Called in the signal handler: it only reads.
+    in_flight: Callable[[], str | None] | None = None
     on_progress: ProgressCallback | None = None
     #: record every failure as final: no stop on a failure that points at the configuration
     #: (``--keep-going``; this run only, never kept in job.json)
@@ -86,5 +90,5 @@ class JobRun:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.engine = self.recorder = self.on_progress = None
+        self.engine = self.recorder = self.on_progress = self.in_flight = None
         self.stop, self.hard_stop, self.building = threading.Event(), threading.Event(), threading.Event()
