@@ -43,6 +43,16 @@ SCAN_LINES = 2000
 IMPORT_METHOD = "file"
 
 
+class NotOriented(UsageError):
+    """A chained job's pair whose prediction cannot be told (two imports, or two models, alike):
+    ``evaluate`` stops (exit 2); ``report`` says why its section has no figures, as the job has a
+    pair to compare. ``reason`` is the message without the advice on flags ``report`` has not."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; give --predicted and --reference")
+        self.reason = reason
+
+
 @dataclass
 class Lineage:
     """A chained job's pair as ``job.json`` records it: the previous job's attribute (None when it
@@ -153,7 +163,7 @@ def _all_say(counts: Counter | None) -> str | None:
 def _oriented(lineage: Lineage, manifest: str, source: str) -> tuple[str, str, str]:
     """(predicted, reference, how found) for a chained job's pair: the attribute a model made (the
     one job of the two not importing files), else the one ``human-annotated`` says no against yes;
-    a ``UsageError`` where neither tells (two imports alike: which is the prediction is the user's
+    ``NotOriented`` where neither tells (two imports alike: which is the prediction is the user's
     to say). The order of the jobs tells nothing: a model runs before a review or after an import."""
     prev, attr = lineage.previous, lineage.attribute
     assert prev is not None
@@ -166,10 +176,10 @@ def _oriented(lineage: Lineage, manifest: str, source: str) -> tuple[str, str, s
         return _pair(prev if said[prev] == "no" else attr, prev, attr, "job lineage, oriented by human-annotated")
     methods = (f"both by method {lineage.method}" if lineage.previous_method == lineage.method else
                f"by methods {lineage.previous_method} and {lineage.method}")
-    raise UsageError(
+    raise NotOriented(
         f"job {redact_url(source)}: cannot tell the prediction from the reference: {prev!r} (job "
         f"{lineage.previous_job!r}) and {attr!r} (job {lineage.job!r}) were made {methods} and human-annotated "
-        f"says {dict(found.get(prev, {}))} and {dict(found.get(attr, {}))}; give --predicted and --reference")
+        f"says {dict(found.get(prev, {}))} and {dict(found.get(attr, {}))}")
 
 
 def _pair(predicted: str, prev: str, attr: str, how: str) -> tuple[str, str, str]:

@@ -22,7 +22,7 @@ from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from ..._storage import redact_secret_url
 from ..labels import ReferenceBases, references_bases
-from .attributes import resolve_target
+from .attributes import NotOriented, resolve_target
 from .detection import WorstLine
 from .driver import Evaluation, evaluate_manifest
 
@@ -46,6 +46,9 @@ def evaluation_section(job_url: str, *, base: str | None = None, samples: int = 
     worst lines are read with ``fetch`` (default: the fetch layer's default policy)."""
     try:
         resolve_target(job_url, None, None)
+    except NotOriented as exc:  # a pair, but which side is right is the user's to say: not dropped unsaid
+        return (f'<h2>Evaluation</h2><p class="muted">not evaluated: {escape(exc.reason)}; '
+                f'<code>totask-manifest evaluate JOB_DIR --predicted A --reference B</code> compares them</p>')
     except TotaskError:  # no pair of attributes (or no manifest): a job without a reference
         return ""
     try:
