@@ -389,3 +389,23 @@ def test_close_returns_once_the_idle_file_threads_have_ended(tmp_path, inline):
             assert sync.fetch_many([str(n) for n in names]) == [b"{}"] * 64
         left = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
         assert left == []
+
+
+def test_a_loop_thread_closed_with_fetches_pending_cancels_and_awaits_them(caplog):
+    """A job that failed on a checkpoint it could not write (S3 credentials revoked mid-job) closed
+    the inference annotator's ``SyncFetcher`` with image fetches still pending (``submit``): the
+    loop stopped under them, and each, collected later, printed asyncio's ``Task was destroyed
+    but it is pending!`` and its repr (45 of them). ``close`` cancels them and waits until each ended."""
+    import gc
+
+    from totask_manifest._fetch.loop import LoopThread
+
+    loop = LoopThread()
+    pending = [loop.submit(asyncio.sleep(3600)) for _ in range(3)]
+    loop.run(asyncio.sleep(0))  # submitted after them: they are running (awaiting) once it is done
+    with caplog.at_level("ERROR", logger="asyncio"):
+        loop.close()
+        assert [f.cancelled() for f in pending] == [True] * 3
+        del pending
+        gc.collect()
+    assert "Task was destroyed" not in caplog.text

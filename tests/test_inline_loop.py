@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
+from tests.support.http_server import slow_labels
 from totask_manifest._fetch import FetchPolicy, LoopThread, SyncFetcher
 from totask_manifest._fetch.inline import InlineLoop
 
@@ -397,25 +398,12 @@ def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceba
     input), and stderr holds no traceback. The task ``run`` left pending used to make Python print
     "Task was destroyed but it is pending!" at exit."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    with slow_labels() as base:
+        _second_ctrl_c_while_closing(tmp_path, base)
 
-        def do_GET(self) -> None:
-            time.sleep(0.2)
-            body = b'{"label":1,"metadata":{"class-name":"cat"}}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256  # the job's requests at once, without SYN retries (1 s, 3 s, ...)
-
-    server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+def _second_ctrl_c_while_closing(tmp_path, base: str) -> None:
+    """The test above, its label files served slowly from ``base``."""
     inp = tmp_path / "in.manifest"
     inp.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/i{i}.jpg", "u": f"{base}/l{i}.json"}) + b"\n"
                              for i in range(_CLOSE_LINES)))
@@ -441,8 +429,6 @@ def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceba
     finally:
         if proc.poll() is None:
             proc.kill()
-        server.shutdown()
-        server.server_close()
     assert time.monotonic() - started < 10, "the second signal did not leave at once"
     for bad in ("Traceback", "never retrieved", "destroyed but it is pending", "Exception ignored"):
         assert bad not in stderr, stderr

@@ -3,14 +3,19 @@
 It is ``totask_manifest.testing.background.BackgroundApp`` (aiohttp on its own loop in a thread,
 the harness the Synapse and file servers use too) with one catch-all route. It counts hits per
 path so a test can assert how many attempts a retry policy made. Faults that need the raw
-connection (a body cut short) use ``cut_short``.
+connection (a body cut short) use ``cut_short``. ``slow_labels`` is a plain threaded server whose
+label files come slowly: a file-method job long enough to be stopped or broken mid-run.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiohttp import web
 
@@ -63,3 +68,42 @@ async def stream_chunks(request: web.Request, chunk: bytes, count: int) -> web.S
         await resp.write(chunk)
     await resp.write_eof()
     return resp
+
+
+class _SlowLabels(BaseHTTPRequestHandler):
+    """One image-classification label file for any path, each after ``delay`` seconds."""
+
+    delay = 0.2
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay)
+        body = b'{"label":1,"metadata":{"class-name":"cat"}}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _ThreadingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a job's requests at once, without SYN retries (1 s, 3 s, ...)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A job's connections, dropped when it ends mid-request: no traceback in the test's log."""
+
+
+@contextlib.contextmanager
+def slow_labels(delay: float = 0.2) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 (its base URL) answering every GET with a label file
+    after ``delay`` seconds: a file-method job that runs long enough to be stopped or broken mid-run."""
+    handler = type("SlowLabels", (_SlowLabels,), {"delay": delay})
+    server = _ThreadingServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -105,7 +105,8 @@ def _clear_s3fs_cache() -> None:
 @dataclass(frozen=True)
 class AuthS3:
     """A moto server that checks credentials and IAM policies (``INITIAL_NO_AUTH_ACTION_COUNT``),
-    with a bucket holding ``manifest`` and a user allowed only to read (``read_only``)."""
+    with a bucket holding ``manifest``, a user allowed only to read (``read_only``) and one allowed
+    everything (``admin``: a job's writes, a test's set-up, and IAM, to make or delete access keys)."""
 
     endpoint_url: str
     bucket: str
@@ -137,7 +138,6 @@ def moto_s3_auth(manifest: bytes) -> Iterator[AuthS3]:
     """A moto server in its own process (moto reads ``INITIAL_NO_AUTH_ACTION_COUNT`` once, at
     import: the in-process servers of other modules must stay open), which authenticates every
     request after the setup: wrong credentials get S3's 403, a read-only user a 403 on writes."""
-    import json
     import socket
     import subprocess
     import sys
@@ -168,14 +168,20 @@ def moto_s3_auth(manifest: bytes) -> Iterator[AuthS3]:
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="manifest.jsonl", Body=manifest)
         iam = boto3.client("iam", **admin)
-        keys = {}
-        for user, actions in [("reader", ["s3:GetObject", "s3:ListBucket"]), ("admin", ["*"])]:
-            iam.create_user(UserName=user)
-            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
-            key = iam.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
-        yield AuthS3(endpoint, bucket, keys["reader"], keys["admin"])
+        users = {name: _user(iam, name, actions) for name, actions in (("reader", ["s3:GetObject", "s3:ListBucket"]),
+                                                                       ("admin", ["*"]))}
+        yield AuthS3(endpoint, bucket, users["reader"], users["admin"])
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _user(iam: Any, name: str, actions: list[str]) -> dict[str, str]:
+    """An IAM user allowed ``actions`` on every resource, and its access key (three setup actions)."""
+    import json
+
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="allowed", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}

@@ -21,9 +21,9 @@ from typing import Any
 
 from .. import _signals
 from .._credentials import hide_env_credentials
-from .._errors import TotaskError, counted, each_of
+from .._errors import StorageError, TotaskError, counted, each_of
 from .._plugin_output import plugin_code
-from .._storage import redact_url
+from .._storage import is_local, redact_url, url_to_fs
 from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, InputChangedError, write_output
 from .config import JobResult
@@ -164,12 +164,21 @@ def execute(state: JobState, run: JobRun, recorded: Recorded | None = None) -> J
                 raise
             except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
                 error = error or _one_line(exc)
+                try:
+                    on_storage = summarize(layout)[1]
+                except (TotaskError, OSError) as listing:  # the credentials that refused the part refuse its listing
+                    raise _not_recorded(config.job_url, error, listing) from None
                 counts.clear()
-                counts.update(summarize(layout)[1])
-        if guard is not None:
-            guard()
-        _finish(state, counts, total, error, plan, run_record, started, received,
-                cut_short=on_progress.failure() if on_progress else None)
+                counts.update(on_storage)
+        try:
+            if guard is not None:
+                guard()
+            _finish(state, counts, total, error, plan, run_record, started, received,
+                    cut_short=on_progress.failure() if on_progress else None)
+        except StorageError as exc:
+            if error is None:  # a run that went well, job.json not written (a full disk): said as it is
+                raise
+            raise _not_recorded(config.job_url, error, exc) from None
         # job.json holds the final status: a Ctrl-C from here is noted where the CLI asked, so its
         # summary prints whole and its lease is given back (``_signals``)
         _signals.done(f"the job {state.status}")
@@ -273,6 +282,19 @@ def job_result(state: JobState) -> JobResult:
         output_stale=output_stale(state.runs),
         input_changed=input_changed_run(state.runs),
     )
+
+
+def _not_recorded(job_url: str, error: str, why: TotaskError | OSError) -> StorageError:
+    """The one line for a run that failed (``error``, the first thing said) and whose end cannot be
+    recorded either: S3 credentials revoked mid-job refuse the part, its listing and job.json
+    alike. Said with the first error, not the last (a bare ``Forbidden`` from the listing, raised
+    out of the ``finally``, was the job's last word); job.json still says RUNNING, and ``resume``
+    takes the lease of this ended process over (``lease``) and labels what is not on storage.
+    Credentials are the advice for a store; a local disk refuses for want of room or permission."""
+    fs, _path = url_to_fs(job_url)
+    then = "once job.json can be written" if is_local(fs) else "with working credentials"
+    return StorageError(f"{error}; the job's state could not be recorded ({_one_line(why)}): job.json still "
+                        f"says RUNNING; resume {then} continues it")
 
 
 def _one_line(exc: BaseException) -> str:

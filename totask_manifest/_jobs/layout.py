@@ -13,7 +13,7 @@ from typing import Any
 
 from .._errors import JobExistsError, UsageError
 from .._stale_temporaries import abort_uploads
-from .._storage import exists, is_local, join, redact_url, url_to_fs
+from .._storage import backend_errors, exists, is_local, join, redact_url, url_to_fs
 
 _PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -72,10 +72,11 @@ class JobLayout:
                 found = os.listdir(path)
             except (FileNotFoundError, NotADirectoryError):
                 return []
-        elif not fs.exists(path):
-            return []
-        else:
-            found = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+        else:  # S3's refusal (a key deleted mid-job) named with the folder, not a bare ``Forbidden``
+            with backend_errors(self.intermediate):
+                if not fs.exists(path):
+                    return []
+                found = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
         names = [name for name in found if _PART.fullmatch(name)]
         # by number: past part-999999 the names grow a digit and no longer sort as text
         return [join(self.intermediate, n) for n in sorted(names, key=part_number)]
