@@ -219,6 +219,16 @@ NAME_FLAGS = {
                  b"--output", b"out"],
     "annotate --url-key": [b"annotate", b"caf\xe9/m.manifest", b"--job-name", b"j", b"--task-type",
                            b"object-detection", b"--url-key", b"%s", b"--output", b"out"],
+    # a label attribute, a device, a host, a method: the path's refusal, 'x\udce9', or --allow-hosts before
+    **{f"annotate {flag.decode()}": [b"annotate", b"caf\xe9/m.manifest", b"--job-name", b"j", b"--task-type",
+                                     b"object-detection", b"--url-key", b"annotation-ref", b"--output", b"out", flag, b"%s"]
+       for flag in (b"--file-label-attribute", b"--device", b"--allow-host", b"--method", b"--converter")},
+    "annotate --ray-address": [b"annotate", b"caf\xe9/m.manifest", b"--job-name", b"j", b"--task-type",
+                               b"object-detection", b"--engine", b"ray", b"--ray-address", b"%s", b"--output", b"out"],
+    "resume --device": [b"resume", b"caf\xe9/job", b"--device", b"%s"],
+    "report --allow-host": [b"report", b"caf\xe9/job", b"--allow-host", b"%s", b"-o", b"r.html"],
+    "evaluate --allow-host": [b"evaluate", b"caf\xe9/m.manifest", b"--predicted", b"a", b"--reference", b"b",
+                              b"--allow-host", b"%s"],
 }
 
 

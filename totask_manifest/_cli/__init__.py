@@ -31,6 +31,7 @@ from typing import Any
 from .. import _signals, _startup
 from .._credentials import env_credentials, hide_env_credentials
 from .._errors import TotaskError, backend_error_message, file_size_limit
+from .._redaction import escape_undecodable
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 from ._terminate import stops_raised
 
@@ -39,14 +40,15 @@ def _plugin_methods(argv: Sequence[str]) -> list[str]:
     """Plugin annotators named on the command line (``--method pkg.mod:Class``): their options
     must be known before argparse reads the rest. ``--method`` may be abbreviated as argparse
     allows (``--meth``, ``--me=``): no other flag of a job command starts with ``--me``, and
-    where a plugin's did, argparse refuses the abbreviation as ambiguous anyway."""
+    where a plugin's did, argparse refuses the abbreviation as ambiguous anyway. A value that is not
+    valid UTF-8 is left to the parser's refusal of such a name (an import of it named ``'p\\udce9'``)."""
     found = []
     for i, arg in enumerate(argv):
         flag, eq, inline = arg.partition("=")
         if len(flag) < len("--me") or not "--method".startswith(flag):
             continue
         value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
-        if value and ":" in value:
+        if value and ":" in value and escape_undecodable(value) == value:
             found.append(value)
     return found
 

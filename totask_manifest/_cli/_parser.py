@@ -101,10 +101,14 @@ class OneLineParser(argparse.ArgumentParser):
 #: options whose value is a path or URL, by metavar: what the refusal of an empty one calls it
 _PATH_OPTIONS = {"FILE": "file", "DIR": "folder", "MODEL": "model"}
 
-#: options whose value becomes a name or a key (a label attribute, a job name, a manifest key, a
-#: schema), by dest: the annotators' ``--url-key``, ``--image-key`` and ``--target-specification-name`` too
+#: options whose value becomes a name, a key or a host (a label attribute, a job name, a manifest key,
+#: a schema, a method or converter, a device, a host allowed, a Ray address, an export filter), by dest:
+#: the annotators' ``--url-key``, ``--image-key``, ``--file-label-attribute`` and
+#: ``--target-specification-name`` too. Not one of them is a path, so none gets the path's refusal
+#: ("rename the file or folder"); ``--allow-host`` is ``allow_host`` in ``report`` and ``evaluate``
 _NAME_OPTIONS = frozenset({"label_attribute", "label_attributes", "job_name", "predicted", "reference", "task_type",
-                           "schema", "target_specification_name", "url_key", "image_key"})
+                           "schema", "target_specification_name", "url_key", "image_key", "file_label_attribute",
+                           "method", "converter", "device", "allow_host", "allow_hosts", "ray_address", "filters"})
 
 
 class CommandParser(OneLineParser):

@@ -28,7 +28,6 @@ from .taskdata import dumps_exact
 
 FILE_HOOK = "convert_data_from_file"
 INFERENCE_HOOK = "convert_data_from_inference"
-FILE_HOOK = "convert_data_from_file"
 PARAMS_HOOK = "setup_inference_params"
 HOOKS = (FILE_HOOK, INFERENCE_HOOK, PARAMS_HOOK)
 
