@@ -29,6 +29,9 @@ def test_names_file_rules(tmp_path):
         assert str(err.value).startswith(f"--class-names: {f}")
     f.write_text("cat\x0b\ndog\x85\n")  # a line break at a line's end is stripped as a space is: no id shifts
     assert read_class_names(str(f)) == ["cat", "dog"]
+    # nothing else str.strip strips: a control character or a no-break space at the end is the name's, as inside it
+    f.write_text("cat\x1f\ndog\u00a0\nemu\u3000\n")
+    assert read_class_names(str(f)) == ["cat\x1f", "dog\u00a0", "emu\u3000"]
     f.write_bytes(b"\xff\xfecat")
     with pytest.raises(UsageError, match="is not UTF-8 text"):
         read_class_names(str(f))

@@ -146,6 +146,19 @@ def test_a_line_that_is_no_class_name_is_refused_by_the_readers_rule_not_as_a_cl
     assert not out.exists()
 
 
+@pytest.mark.parametrize("char", ["\x1f", "\x01", "\x7f"], ids=lambda c: f"U+{ord(c):04X}")
+def test_a_control_character_at_the_end_of_a_classes_txt_line_is_refused_as_inside_a_name(tmp_path, char):
+    """Only spaces, tabs and line breaks are stripped from a line's end: ``cat<U+001F>`` was read as
+    ``cat`` (``str.strip`` strips U+001C to U+001F), where darknet's ``fgets`` keeps the character
+    and the import had refused it, exit 1, as it refuses one inside a name."""
+    root = _folder_of_one_box(tmp_path / "ds", "classes.txt", f"cat{char}\ndog\n".encode())
+    out = tmp_path / "m.manifest"
+    done = _cli("convert", str(root), str(out), "--to", "manifest")
+    assert done.returncode == 1, done.stderr
+    assert f"classes.txt line 1: class name 'cat\\x{ord(char):02x}' holds the control character U+{ord(char):04X}" in done.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"], ids=lambda c: f"U+{ord(c):04X}")
 def test_a_line_break_at_the_end_of_a_classes_txt_line_is_dropped_as_spaces_are(tmp_path, sep):
     """A separator the reader strips from a line's end shifts no id (lines are counted at ``\\n``):

@@ -4,8 +4,8 @@ YOLO's ``classes.txt`` / ``obj.names`` / ``data.yaml``.
 A class id is a position in the list, so the rule is strict: anything that would shift ids or
 make a name ambiguous is refused, not skipped.
 
-* text: one name per line (lines end at ``\\n``: ``name_lines``), surrounding white space
-  dropped, UTF-8 with or without a BOM; blank lines at the end are ignored, a blank line anywhere
+* text: one name per line (lines end at ``\\n``: ``name_lines``), surrounding spaces, tabs and
+  line breaks dropped (``STRIPPED``), UTF-8 with or without a BOM; blank lines at the end are ignored, a blank line anywhere
   else is an error (the names after it would get the wrong ids), and so is a line starting with
   ``#`` (comments were once skipped in a model's extra file, which shifted the ids after them) and
   a name holding a line break (``line_break``: a U+000B or U+2028 once split it in two);
@@ -106,14 +106,21 @@ def line_break(name: str) -> str | None:
             "(class id = line position)")
 
 
+#: what a names file's reader strips from either end of a line: spaces, tabs, and the line breaks
+#: of ``line_break`` (a CRLF's ``\r``, U+000B, U+000C, U+001C to U+001E, U+0085, U+2028, U+2029),
+#: which shift no id there. Not all that ``str.strip`` strips: U+001F, U+00A0 or U+3000 at a line's
+#: end stays in the name, as darknet's ``fgets`` keeps it, so a control character is refused there
+#: (``line_problem``) as inside a name (``cat<U+001F>`` was read as ``cat``, and darknet's name is another)
+STRIPPED = " \t\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def name_lines(text: str) -> list[str]:
     """The lines of a names text (BOM removed) as its readers take them, the one split and strip
     of them all: split at ``\\n`` only, as an editor and ``fgets`` number lines, so that a line
     break of ``str.splitlines`` inside a name stays in it, to be refused (``line_break``), not split
     there (the reader used ``splitlines``: ``ca<U+000B>t`` was two names, every id after them one
-    off); each line stripped as ``str.strip`` strips (spaces, tabs, a CRLF's ``\\r``, and any line
-    break or other white space at either end, which shifts no id: ``cat<U+000B>`` is ``cat``)."""
-    return [line.strip() for line in text.split("\n")]
+    off); each line stripped of ``STRIPPED`` at either end, which shifts no id (``cat<U+000B>`` is ``cat``)."""
+    return [line.strip(STRIPPED) for line in text.split("\n")]
 
 
 def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
