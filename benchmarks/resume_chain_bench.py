@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validate_bench import DATA, generate
+from validate_bench import DATA, NAMES, generate
 
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
@@ -67,6 +67,12 @@ class InstantAnnotator(BatchAnnotator):
     name = "instant"
     batch_size = 256
     Options = InstantOptions
+
+    @classmethod
+    def class_names(cls, options: Any, task_type: str) -> tuple[list[str], str] | None:
+        """The bench file's own names (``validate_bench.NAMES``): the chain's scan holds the labels
+        it passes over to them (``held_labels.JobClasses``), so the chain figure includes that check."""
+        return (list(NAMES), "the benchmark's class names") if task_type == "object-detection" else None
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         if self.options.fail:

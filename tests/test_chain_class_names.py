@@ -13,6 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
+import pytest
+
+from totask_manifest._jobs.held_labels import JobClasses
+from totask_manifest._jobs.scan_ranges import scan_input
+
 from .jobs_helpers import REPO, output_of, run_cli, sample_job_args
 
 SAMPLE = REPO / "sample_data"
@@ -134,3 +140,25 @@ def test_the_model_is_loaded_once_before_the_job_for_its_check_and_its_class_nam
     done = run_cli("chain", str(job), "--job-name", "once", "--label-attribute", "boxes", "--method", "inference", "--model", model)
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert calls.read_text().splitlines() == ["load", "load"], calls.read_text()
+
+
+def test_after_a_ranges_first_clash_the_scan_reads_the_rest_without_the_class_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first clash is refused, so once a range has it the names are no longer held: a clash
+    was never noted in the table, and every later line repeating that map was parsed one by one to
+    the end of the range (a scan three times as long). Counted as lines ``orjson`` parses, not timed."""
+    line = {"det2": {"image_size": [{"width": 160, "height": 120, "depth": 3}],  # 'circle' is id 1 in the job's names
+                     "annotations": [{"class_id": 0, "top": 35.29, "left": 19.1, "height": 34.41, "width": 35.14}]},
+            "det2-metadata": {"objects": [{"confidence": 0.6213}], "class-map": {"0": "circle"},
+                              "type": "groundtruth/object-detection", "human-annotated": "no",
+                              "creation-date": "2026-12-05T23:01:52.333492", "job-name": "labeling-job/det2"}}
+    manifest = tmp_path / "in.manifest"  # as a job writes it: compact JSON, one image a line
+    manifest.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", **line}) + b"\n" for i in range(2000)))
+    parsed = []
+    loads = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda raw: parsed.append(1) or loads(raw))
+    classes = JobClasses.of("object-detection", ["square", "circle"], "--class-names c.txt")
+    scan = scan_input(str(manifest), "det2", workers=1, task_type="object-detection", classes=classes)
+    assert scan.lines == 2000 and scan.held.clash is not None
+    assert scan.held.clash[:2] == (1, "det2-metadata.class-map.0"), scan.held.clash
+    assert len(parsed) < 200, len(parsed)  # the first runs, till the typed path takes the map: not every line

@@ -41,6 +41,7 @@ from .layout import JobLayout
 from .selection import LineSelection, iter_selected, needs_label
 
 if TYPE_CHECKING:
+    from .._manifest.line_check import LineChecker
     from .._manifest.typed_plan import TypedPlan
 
 MAX_REPORTED = 20
@@ -151,19 +152,16 @@ class _TypedRuns:
     to a table that starts with them (``validate``'s own test, ``class-map-conflict``): a line
     naming a class otherwise, or one not met yet, is refused here, for the per-line path to hold
     to the job's names (``HeldLabels.note``), which notes the clean ones in the table; so each
-    distinct class map is worked out once, and the lines repeating it pass here."""
+    distinct class map is worked out once, and the lines repeating it pass here. A clash is
+    never noted (the table holds the job's names), so once the range has one (``stop_holding``)
+    the names are no longer held: only its first clash is refused, and every later line repeating
+    that map took the per-line path to the end of the range (a scan three times as long)."""
 
     def __init__(self, attribute: str, task_type: str | None = None, classes: JobClasses | None = None) -> None:
-        from .._manifest.line_check import LineChecker  # on use, as in _scan_run
-        from .._manifest.problems import Collector
-
         self.attribute, self.task_type = attribute, task_type
-        #: its problems are never read: a run it does not accept goes the scan's own ways
-        collector = Collector(strict=False, max_problems=0)
-        self._checker = LineChecker(None, None, None, collector, task_rules=False,
-                                    names_of=attribute if classes is not None else None)
+        self._checker = self._checker_of(hold=classes is not None)
         #: the attribute's class names, the job's first (None: not held)
-        self.table = collector.names_of(attribute) if classes is not None else None
+        self.table = self._checker.out.names_of(attribute) if classes is not None else None
         for class_id, name in (classes.names.items() if classes is not None else ()):
             self.table.note(class_id, name, 0)  # type: ignore[union-attr]
         self._shape: tuple | None = None
@@ -171,6 +169,25 @@ class _TypedRuns:
         self.accepts: Callable[[bytes], int] | None = None
         self.plan: TypedPlan | None = None
         self.selects = False
+
+    def _checker_of(self, *, hold: bool) -> LineChecker:
+        """``validate``'s line checker for the typed path, holding the attribute's class names to
+        its collector's table where ``hold`` (the collector's problems are never read: a run it
+        does not accept goes the scan's own ways)."""
+        from .._manifest.line_check import LineChecker  # on use, as in _scan_run
+        from .._manifest.problems import Collector
+
+        return LineChecker(None, None, None, Collector(strict=False, max_problems=0), task_rules=False,
+                           names_of=self.attribute if hold else None)
+
+    def stop_holding(self) -> None:
+        """The range's first clash is found (``HeldLabels.clash``): the typed path takes the lines
+        again without their class names, as with no ``classes``, its shape learned anew."""
+        if self.table is None:
+            return
+        self.table = None
+        self._checker = self._checker_of(hold=False)
+        self._shape, self.plan, self.accepts, self.selects = None, None, None, False
 
     def current(self) -> TypedPlan | None:
         """The typed path now (``blocks.typed_parts`` reads it before each part)."""
@@ -233,6 +250,8 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
                         out.held.note_metadata(first + j + 1, record, attribute)
                 else:
                     out.held.note(first + j + 1, record, attribute)
+            if typed is not None and out.held.clash is not None:
+                typed.stop_holding()
             return records
     for at, raw in zip(starts, raws, strict=True):
         _scan_line(out, at, raw, attribute)
