@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
+from PIL import Image
 
 from tests.test_stats_fast import _stats, assert_equal
 from tests.test_user_mistakes import cli
@@ -404,8 +406,17 @@ def test_stats_counts_a_color_maps_classes_and_says_their_clashes(tmp_path: Path
                             {"class_id": 2, "name": "capacitor", "count": 1, "class_ids": [2]}]
     assert a["class_clashes"] == [{"class_id": 2, "name": None, "counts": {"capacitor": 1, "resistor": 8}},
                                   {"class_id": None, "name": "resistor", "counts": {"2": 8, "5": 1}}]
+    for record in records:  # masks the export can read (s3:// without credentials is refused first, exit 2)
+        number = record["source-ref"].rsplit("/", 1)[1].split(".")[0]
+        record["seg-ref"] = f"mask{number}.png"
+        pixels = np.full((4, 6, 3), 255, dtype=np.uint8)  # the background, #ffffff
+        for column, index in enumerate(k for k in record["seg-ref-metadata"]["internal-color-map"] if k != "0"):
+            pixels[1:3, column] = (0, 0, int(index))  # '#00000N', index N's colour
+        Image.fromarray(pixels, "RGB").save(tmp_path / record["seg-ref"])
+    (tmp_path / "s.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     coco = cli("convert", "s.manifest", "o.json", "--to", "coco", cwd=tmp_path)
     assert coco.returncode == 1, coco.stderr
+    assert "line 4" in coco.stderr and "capacitor" in coco.stderr, coco.stderr
 
 
 # ---- a name (or colour) given two ids on one line: "on this line", as the exports say it
