@@ -78,12 +78,9 @@ def test_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, which):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", ["resume", "clone"])
-def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, command):
-    """A job folder may move (resume rewrites job.json with where it is now; a clone records the
-    job it was cloned from, ``cloned-from``): not under a name job.json cannot hold. The clone died
-    writing it, with a traceback (exit 1). Refused in one line, exit 2, the job as it was and
-    nothing written."""
+def _job_moved_under_an_odd_folder(tmp_path) -> bytes:
+    """A job ``j`` labeled under ``tmp_path/out``, then moved to ``caf\\xe9/j`` (Latin-1, not UTF-8):
+    a job folder cannot be made there, but one may be moved there. The odd folder, as bytes."""
     r = _annotate(
         tmp_path,
         manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
@@ -94,6 +91,16 @@ def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_in_one_line
     odd = os.fsencode(tmp_path) + b"/caf\xe9"
     os.mkdir(odd)
     os.rename(tmp_path / "out" / "j", odd + b"/j")
+    return odd
+
+
+@pytest.mark.parametrize("command", ["resume", "clone"])
+def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, command):
+    """A job folder may move (resume rewrites job.json with where it is now; a clone records the
+    job it was cloned from, ``cloned-from``): not under a name job.json cannot hold. The clone died
+    writing it, with a traceback (exit 1). Refused in one line, exit 2, the job as it was and
+    nothing written."""
+    odd = _job_moved_under_an_odd_folder(tmp_path)
     job_json = Path(os.fsdecode(odd + b"/j/job.json")).read_bytes()
     more = {"resume": [], "clone": [b"--job-name", b"k", b"--output", os.fsencode(tmp_path / "out2")]}[command]
     r = subprocess.run(
@@ -108,6 +115,20 @@ def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_in_one_line
     assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
     assert Path(os.fsdecode(odd + b"/j/job.json")).read_bytes() == job_json
     assert not (tmp_path / "out2").exists()
+
+
+def test_report_of_a_job_folder_moved_under_a_path_that_is_not_utf8_names_it_by_its_escapes(tmp_path):
+    """``report`` reads a job where it is found: the page names its folder and output manifest, and
+    the page could not be encoded with the surrogate Python keeps for the byte (a traceback,
+    ``UnicodeEncodeError``, exit 1, no page). The page and the line printed name the path
+    ``caf\\xe9``, as every other output does, exit 0."""
+    odd = _job_moved_under_an_odd_folder(tmp_path)
+    r = _cli(b"report", b"caf\xe9/j", b"-o", b"caf\xe9/r.html", b"--samples", b"2", cwd=tmp_path)
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+    assert r.stdout.startswith(b"report: caf\\xe9/r.html (2 samples"), r.stdout
+    page = Path(os.fsdecode(odd + b"/r.html")).read_bytes().decode("utf-8")  # strict: no raw 0xE9 byte
+    assert f"{tmp_path}/caf\\xe9/j/manifests/output/output.manifest" in page
+    assert "\\udce9" not in page
 
 
 @pytest.mark.parametrize("flag", ["--output", "--class-names"])

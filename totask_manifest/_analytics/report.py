@@ -49,6 +49,7 @@ from .._manifest.io import read_records, refuse_empty_path
 from .._models.sources import model_file
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
+    escape_undecodable,
     exists,
     is_local,
     read_bytes,
@@ -395,7 +396,10 @@ def _render(
 <script>{SCRIPT}</script>
 </body></html>
 """
-    return html, len(tiles), n_failures, unread
+    # a path under a folder whose name is not valid UTF-8 (caf\xe9) reaches the page from many places (the
+    # job folder, the manifests, job.json's paths, the failures' and samples' sources, the evaluation):
+    # the page cannot be encoded with its surrogate, so each is named by its escapes, as every other output
+    return escape_undecodable(html), len(tiles), n_failures, unread
 
 
 def _unread_text(invalid: int, too_long: int) -> str | None:
