@@ -494,6 +494,23 @@ def test_a_misspelt_attribute_is_answered_with_the_attributes_the_lines_hold(tmp
         f"seen: {', '.join(sorted((PRED, REF)))}); check {option} [label-attribute-absent]"], res.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["--predicted", "--reference"])
+def test_a_misspelt_attribute_given_alone_for_a_job_is_said_as_with_both_flags(tmp_path: Path, option: str) -> None:
+    """``evaluate JOB --predicted boxs``: a name on neither side of the job's pair fell through to
+    "cannot tell the attributes to compare; give --reference" (exit 2), blaming a flag not given,
+    where with both flags the same typo is refused as absent (exit 1). One line, the same in both forms."""
+    job = make_review_chain(tmp_path, [[("cat", 10, 10, 50, 50, 0.9)]] * 2, [[("cat", 10, 10, 50, 50)]] * 2)
+    alone = run_cli("evaluate", str(job), option, "boxs")
+    other = {"--predicted": ["--reference", "review"], "--reference": ["--predicted", "boxes"]}[option]
+    both = run_cli("evaluate", str(job), option, "boxs", *other)
+    assert (alone.returncode, alone.stdout) == (1, ""), alone.stderr
+    assert alone.stderr.splitlines() == [
+        f"totask-manifest evaluate: error: {job}/manifests/output/output.manifest: no line holds 'boxs' or "
+        f"'boxs-metadata' (label attributes seen: boxes, review); check {option} [label-attribute-absent]"]
+    assert (both.returncode, both.stderr) == (1, alone.stderr)
+
+
 def test_labels_that_cannot_be_compared_are_not_called_absent(tmp_path: Path) -> None:
     """Both attributes held, every predicted line failed: the report says why, not 'no line holds'."""
     lines = [orjson.loads(x) for x in

@@ -203,10 +203,19 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
         refuse_not_an_attribute(name)
     stats = count_manifest(url, label_attributes=label_attributes, workers=workers)
     # a name no line holds is a ManifestError, as the CLI's exit 1: a result of zeros reads as an empty attribute
-    data_lines = 0 if stats.invalid_lines else stats.lines - stats.blank_lines
-    for name in label_attributes or ():
-        refuse_absent_attribute(url, name, data_lines=data_lines, without=data_lines - stats.attributes[name].lines)
+    refuse_absent_names(url, stats, label_attributes or ())
     return stats
+
+
+def refuse_absent_names(url: str, stats: ManifestStats, names: Iterable[str], option: str = "--label-attribute", *,
+                        unnamed_too: bool = False) -> None:
+    """Raise ``label-attribute-absent`` for the first of ``names`` (each counted in ``stats``) that
+    no line holds: ``manifest_stats``' check, and ``evaluate``'s of a side named before it says it
+    cannot tell the other (``refuse_absent_attribute`` says which lines count and ``unnamed_too``)."""
+    data_lines = 0 if stats.invalid_lines else stats.lines - stats.blank_lines
+    for name in names:
+        refuse_absent_attribute(url, name, data_lines=data_lines, without=data_lines - stats.attributes[name].lines,
+                                option=option, unnamed_too=unnamed_too)
 
 
 def count_manifest(url: str, *, label_attributes: Sequence[str] | None = None,

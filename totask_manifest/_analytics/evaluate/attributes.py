@@ -30,6 +30,7 @@ from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
 from ..labels import JOB_OUTPUT
+from ..stats import count_manifest, refuse_absent_names
 from .views import comparable_types
 
 METADATA = "-metadata"
@@ -203,6 +204,18 @@ def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]
     return (machine[0] if len(machine) == 1 else None), (human[0] if len(human) == 1 else None), found
 
 
+def _refuse_a_side_no_line_holds(manifest: str, found: dict[str, Counter], **sides: str | None) -> None:
+    """Refuse a side given that no line holds (a misspelt ``--predicted``, usually) before saying the
+    other cannot be told: ``evaluate JOB --predicted boxs`` said "give --reference", blaming a flag
+    not given, where with both flags the same name is refused as absent (exit 1). Said as the
+    evaluation says it; the whole file is read only for a name the first lines do not label, on the
+    way to an error."""
+    for side, name in sides.items():
+        if name is not None and name not in found:
+            counts = count_manifest(manifest, label_attributes=[name])
+            refuse_absent_names(manifest, counts, [name], f"--{side}", unnamed_too=True)
+
+
 def _say_output_state(job_url: str, manifest: str) -> None:
     """Refuse a job folder whose output manifest is not there, saying it is gone (deleted since the
     job wrote it: resume writes it again) where it is, as ``status`` says it. Before: "no output
@@ -280,6 +293,7 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
             predicted, how = machine, "human-annotated (no = predicted)"
         if reference is None and human and human != predicted:
             reference, how = human, "human-annotated (yes = reference)"
+        _refuse_a_side_no_line_holds(manifest, found, predicted=predicted, reference=reference)
         if (predicted is None or reference is None) and other_type:
             raise UsageError(f"{other_type}; give --predicted and --reference to compare two attributes of one type")
         if predicted is None or reference is None:
