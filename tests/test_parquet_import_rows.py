@@ -60,8 +60,10 @@ def test_a_parquet_file_with_no_data_object_is_refused_as_an_empty_manifest_is(t
     r = cli("convert", "t.parquet", "out.manifest", "--to", "manifest", cwd=tmp_path)
     line = one_line_error(r, "convert")
     assert r.returncode == 1, r.stderr
-    assert line.endswith(f"Parquet file t.parquet holds no data object ({len(rows)} line{'' if len(rows) == 1 else 's'}, "
-                         "all blank); there is nothing to convert, so nothing was written [input-empty]"), line
+    # rows, not lines; and none at all is "no row", not "0 lines, all blank" (all of nothing)
+    held = f"{len(rows)} rows, all blank" if rows else "no row"
+    assert line.endswith(f"Parquet file t.parquet holds no data object ({held}); there is nothing to convert, so "
+                         "nothing was written [input-empty]"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]  # nothing written, no temporary left
     (tmp_path / "m.manifest").write_bytes(b"".join(rows))  # the same lines as a manifest: the same refusal
     r = cli("convert", "m.manifest", "out.parquet", "--to", "parquet", cwd=tmp_path)

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import ManifestError
+from .._errors import ManifestError, counted
 from .._manifest.io import NOTHING_TO_CONVERT, input_empty, read_lines, to_line
 from .._manifest.schema_scalars import INT_MAX, INT_MIN
 from .._storage import AtomicWriter, open_read, redact_secret_url
@@ -184,8 +184,15 @@ def parquet_to_manifest(src: str, dst: str) -> int:
                 data = data or not to_line(n, raw, first_in_file=n == 1).is_blank
                 out.write(raw)
         if not data:
-            raise input_empty(shown, n, what="Parquet file", needs=NOTHING_TO_CONVERT)
+            raise input_empty(shown, n, what="Parquet file", needs=NOTHING_TO_CONVERT, held=_blank_rows(n))
     return n
+
+
+def _blank_rows(rows: int) -> str:
+    """What a Parquet file holding no data object holds, as ``input_empty`` says it: "no row" where
+    it has none ("0 lines, all blank" said of nothing at all), else "N rows, all blank" (a row
+    holds a line, but the file has rows, not lines)."""
+    return f"{counted(rows, 'row')}, all blank" if rows else "no row"
 
 
 def _bad_row(shown: str, row: int, what: str) -> ManifestError:

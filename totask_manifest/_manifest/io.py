@@ -110,15 +110,16 @@ NOTHING_TO_CONVERT = "there is nothing to convert, so nothing was written"
 
 
 def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str = "",
-                needs: str | None = None) -> InvalidInputError:
+                needs: str | None = None, held: str | None = None) -> InvalidInputError:
     """The error of a manifest holding no data object (an empty file, a byte order mark alone, only
     blank lines: the wrong path, an export that wrote nothing), said alike by a job, which would
     end COMPLETED having labeled nothing, and by ``validate``, which said "valid: 0 lines" for a file
     every job refuses. ``url`` is redacted by the caller; ``what`` names the manifest's role;
-    ``needs`` says what was looked for (``validate --schema`` looks for documents, not data objects)."""
+    ``needs`` says what was looked for (``validate --schema`` looks for documents, not data objects);
+    ``held`` what the file holds where it has no lines (a Parquet file's rows)."""
     needs = needs or "a job needs lines with source-ref or source"
-    return InvalidInputError(f"{what} {url} holds no data object ({counted(lines, 'line')}, all blank){also}; {needs}",
-                             rule="input-empty")
+    held = held or f"{counted(lines, 'line')}, all blank"
+    return InvalidInputError(f"{what} {url} holds no data object ({held}){also}; {needs}", rule="input-empty")
 
 
 def blank_lines_only(url: str) -> int | None:
