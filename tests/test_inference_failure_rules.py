@@ -153,12 +153,17 @@ def test_a_sure_box_wholly_outside_the_image_fails_its_line_instead_of_vanishing
 
 
 class FlatBoxes(torch.nn.Module):
-    """A detector that collapses its boxes (x2 = x1, y2 = y1): one sure box of no area per image."""
+    """A detector that collapses its boxes (x2 = x1, y2 = y1): one sure box of no area per image
+    (or of ``box``, written with no area)."""
+
+    def __init__(self, box: tuple[float, float, float, float] = (3.0, 3.0, 3.0, 3.0)) -> None:
+        super().__init__()
+        self.register_buffer("box", torch.tensor([box]))
 
     def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
         out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
         for _ in images:
-            out.append({"boxes": torch.tensor([[3.0, 3.0, 3.0, 3.0]]), "scores": torch.tensor([0.9]),
+            out.append({"boxes": self.box.clone(), "scores": torch.tensor([0.9]),
                         "labels": torch.tensor([0], dtype=torch.int64)})
         return out
 
@@ -169,6 +174,16 @@ def test_a_sure_box_of_zero_area_fails_its_line_instead_of_vanishing(tmp_path: P
     confidence 1, the job COMPLETED and --review-below routed nothing."""
     meta = _failed_on_one_image(tmp_path, FlatBoxes(), "flat", "--review-below", "0.95")
     assert "boxes[0] is [3, 3, 3, 3] (x1 y1 x2 y2), of zero width and height" in meta["failure-reason"]
+
+
+@pytest.mark.slow
+def test_a_sure_box_written_with_zero_width_fails_its_line(tmp_path: Path) -> None:
+    """0.004 px wide, it passed the zero-area rule (made on the box before rounding) and was
+    written ``"width": 0`` at 2 decimals: the job COMPLETED and validate and COCO took a box of
+    no area. The rule holds on what is written."""
+    meta = _failed_on_one_image(tmp_path, FlatBoxes((3.0, 3.0, 3.004, 10.0)), "thin")
+    assert ("boxes[0] is [3, 3, 3.004, 10] (x1 y1 x2 y2), of zero width once clipped and written to 2 decimals "
+            "(0.004 px wide)") in meta["failure-reason"]
 
 
 def test_boxes_partly_outside_are_clipped_and_wholly_outside_are_refused_in_process() -> None:

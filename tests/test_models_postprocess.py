@@ -70,6 +70,18 @@ def test_nonfinite_degenerate_and_empty_predictions():
     assert check_label("object-detection", value, {**meta, **META}) == []
 
 
+def _refused_second(box: list[float], said: str) -> dict:
+    """A sure good box and ``box``: the prediction refused, whatever min_object_size, as ``said``
+    (the words between "boxes[1] is" and the rule's reason). Returns the prediction."""
+    pred = {"boxes": [[2, 2, 8, 8], box], "scores": [0.9, 0.8], "labels": [0, 0]}
+    for min_size in (0, 5):
+        with pytest.raises(pp.PredictionRefused) as err:
+            detect(pred, min_object_size=min_size)
+        assert str(err.value) == (f"boxes[1] is {said}: a box with no area marks nothing in the image "
+                                  "(does the model collapse its boxes?)")
+    return pred
+
+
 @pytest.mark.parametrize(("box", "side"), [([3, 3, 3, 3], "zero width and height"), ([1, 1, 1, 9], "zero width"),
                                           ([2, 40, 9.5, 40], "zero height")])
 def test_a_sure_box_of_zero_area_fails_its_line_as_one_wholly_outside_does(box, side):
@@ -77,18 +89,40 @@ def test_a_sure_box_of_zero_area_fails_its_line_as_one_wholly_outside_does(box, 
     filter, even with min_object_size 0: the line read as an image with no object, confidence
     1, and --review-below routed nothing. Nothing is left of it once clipped, as of a box wholly
     outside, so the one rule (docs/inference.md) refuses both."""
-    pred = {"boxes": [[2, 2, 8, 8], box], "scores": [0.9, 0.8], "labels": [0, 0]}
-    for min_size in (0, 5):
-        with pytest.raises(pp.PredictionRefused) as err:
-            detect(pred, min_object_size=min_size)
-        assert str(err.value) == (f"boxes[1] is {box} (x1 y1 x2 y2), of {side}: a box with no area marks nothing "
-                                  "in the image (does the model collapse its boxes?)")
+    pred = _refused_second(box, f"{box} (x1 y1 x2 y2), of {side}")
     # under the threshold or filtered out, it is never written: nothing refused
     assert detect(pred, confidence_threshold=0.85).boxes == [[2, 2, 8, 8]]
     assert detect({**pred, "labels": [0, 1]}, allowed={0}).boxes == [[2, 2, 8, 8]]
     # wholly outside and flat: named as outside, the cause a detector more likely has
     with pytest.raises(pp.PredictionRefused, match=r"boxes\[0\] is \[120, 3, 120, 3\] .* wholly outside the 100x50 image"):
         detect({"boxes": [[120, 3, 120, 3]], "scores": [0.9], "labels": [0]})
+
+
+@pytest.mark.parametrize(("box", "said"), [
+    ([0, 0, 1e-9, 1e-9], "[0, 0, 0, 0] (x1 y1 x2 y2), of zero width and height once clipped and written to 2 decimals "
+                         "(1e-09 x 1e-09 px)"),
+    ([3, 3, 3.004, 10], "[3, 3, 3.004, 10] (x1 y1 x2 y2), of zero width once clipped and written to 2 decimals "
+                        "(0.004 px wide)"),
+    ([3, 3, 9, 3.004], "[3, 3, 9, 3.004] (x1 y1 x2 y2), of zero height once clipped and written to 2 decimals "
+                       "(0.004 px high)"),
+    # partly outside: what is left once clipped is 0.003 px wide
+    ([-5, 3, 0.003, 10], "[-5, 3, 0.003, 10] (x1 y1 x2 y2), of zero width once clipped and written to 2 decimals "
+                         "(0.003 px wide)"),
+])
+def test_a_box_under_half_a_hundredth_of_a_pixel_fails_its_line_as_written(box, said):
+    """The zero-area rule looked at the box before its 2-decimal rounding: a box 0.004 px wide
+    passed it and was written ``"width": 0``, the job COMPLETED, validate and COCO (area 0) took
+    it. The rule holds on what is written; the message shows the digits that rounding hides."""
+    _refused_second(box, said)
+
+
+def test_a_box_a_hundredth_of_a_pixel_wide_is_written_so():
+    """The boundary is the one rounding draws: 0.005 px is written 0.01 and passes, with the
+    sizes ``detection_label`` writes (never 0)."""
+    det = detect({"boxes": [[3, 3, 3.005, 10], [20, 3, 20.006, 10]], "scores": [0.9, 0.8], "labels": [0, 0]})
+    value, meta = pp.detection_label(det, width=100, height=50, depth=3, class_names=["a"])
+    assert [(a["width"], a["height"]) for a in value["annotations"]] == [(0.01, 7), (0.01, 7)]
+    assert check_label("object-detection", value, {**meta, **META}) == []
 
 
 def test_confidence_for_review_is_min_kept_or_one_minus_best_dropped():

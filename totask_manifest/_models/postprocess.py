@@ -147,14 +147,12 @@ def filter_detections(
     best_dropped = float(scores[unsure].max()) if bool(unsure.any()) else 0.0
     kept = wanted & ~unsure
     _refuse_reversed(boxes, kept)
-    _refuse_empty(boxes, kept, width, height)
-    boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
+    clipped = _clipped(boxes, width, height)
+    _refuse_empty(boxes, clipped, kept, width, height)
+    boxes, scores, labels = clipped[kept], scores[kept], labels[kept]
     if boxes.shape[0]:
-        x1, x2 = boxes[:, 0].clamp(0, width), boxes[:, 2].clamp(0, width)
-        y1, y2 = boxes[:, 1].clamp(0, height), boxes[:, 3].clamp(0, height)
-        boxes = torch.stack([x1, y1, x2, y2], dim=1)
-        w, h = x2 - x1, y2 - y1
-        big = (w >= min_object_size) & (h >= min_object_size)  # none is empty: _refuse_empty
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        big = (w >= min_object_size) & (h >= min_object_size)  # none is written empty: _refuse_empty
         boxes, scores, labels = boxes[big], scores[big], labels[big]
     if nms_threshold is not None and boxes.shape[0] > 1:
         keep_idx = batched_nms(boxes, scores, labels, nms_threshold)
@@ -184,39 +182,88 @@ def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
     axis = "x2 < x1" if raw[2] < raw[0] else "y2 < y1"  # not from the rounded box, which may tie
     box = [_pixels(float(v)) for v in raw]
     if not (box[2] < box[0] or box[3] < box[1]):  # reversed by less than COORD_DECIMALS: show it
-        box = [int(r) if r.is_integer() else r for r in (round(float(v), 6) for v in raw)]
+        box = _fine(raw)
     raise PredictionRefused(
         f"boxes[{i}] is {box} (x1 y1 x2 y2), so {axis}: a detector's boxes are x1 y1 x2 y2 with x1 <= x2 "
         "and y1 <= y2 (torchvision's convention); is it x y width height?"
     )
 
 
-def _refuse_empty(boxes: torch.Tensor, kept: torch.Tensor, width: int, height: int) -> None:
+def _clipped(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The boxes clipped to the ``width`` x ``height`` image, as they are written."""
+    import torch
+
+    x1, x2 = boxes[:, 0].clamp(0, width), boxes[:, 2].clamp(0, width)
+    y1, y2 = boxes[:, 1].clamp(0, height), boxes[:, 3].clamp(0, height)
+    return torch.stack([x1, y1, x2, y2], dim=1)
+
+
+def _refuse_empty(boxes: torch.Tensor, clipped: torch.Tensor, kept: torch.Tensor, width: int, height: int) -> None:
     """``PredictionRefused`` for the first box to be written that has nothing left once clipped
     to the image: one wholly outside it (a detector answering in another frame, its own input
-    size say, draws such boxes) or one of zero width or height (a detector that collapses its
-    boxes, x2 = x1). Dropped, it would vanish while its line reads as labeled, with no object and
-    full confidence. A box partly inside is clipped as before."""
+    size say, draws such boxes) or one written with zero width or height (a detector that
+    collapses its boxes, x2 = x1; or one under half a ``COORD_DECIMALS`` step, 0.004 px, which
+    the 2 decimals write as 0). Dropped, it would vanish while its line reads as labeled, with no
+    object and full confidence; written, it is a box of no area that validate and COCO take. The
+    rule holds on what is written, so ``_written_flat`` looks at the clipped, rounded sizes. A box
+    partly inside is clipped as before."""
     import torch
 
     outside = (boxes[:, 0] >= width) | (boxes[:, 1] >= height) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)
-    flat = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    empty = kept & (outside | flat)
+    empty = kept & (outside | _written_flat(clipped, kept & ~outside))
     if not bool(empty.any()):
         return
     i = int(torch.nonzero(empty)[0])
-    box = [_pixels(float(v)) for v in boxes[i].tolist()]
     if bool(outside[i]):
+        box = [_pixels(float(v)) for v in boxes[i].tolist()]
         raise PredictionRefused(
             f"boxes[{i}] is {box} (x1 y1 x2 y2), wholly outside the {width}x{height} image: a detector's boxes "
             "are in the pixels of the image it was given (is it answering in its input size's frame?)"
         )
-    x1, y1, x2, y2 = boxes[i].tolist()
-    side = "zero width and height" if x2 <= x1 and y2 <= y1 else "zero width" if x2 <= x1 else "zero height"
+    box, side = _flat_words(boxes[i].tolist(), clipped[i].tolist())
     raise PredictionRefused(
         f"boxes[{i}] is {box} (x1 y1 x2 y2), of {side}: a box with no area marks nothing in the image "
         "(does the model collapse its boxes?)"
     )
+
+
+def _flat_words(raw: list[float], clipped: list[float]) -> tuple[list[int | float], str]:
+    """The box and the sides a message names for a box written flat: ``zero width`` of a box
+    with x2 = x1; for one above 0 until clipped and rounded, the digits that rounding took
+    (``[3, 3, 3.004, 10]``, ``0.004 px wide``), which the box at 2 decimals would hide."""
+    x1, y1, x2, y2 = clipped
+    w, h = x2 - x1, y2 - y1
+    no_w, no_h = _pixels(w) == 0, _pixels(h) == 0
+    side = "zero width and height" if no_w and no_h else "zero width" if no_w else "zero height"
+    if not ((no_w and w) or (no_h and h)):
+        return [_pixels(float(v)) for v in raw], side
+    sizes = f"{w:.3g} x {h:.3g} px" if no_w and no_h else f"{w:.3g} px wide" if no_w else f"{h:.3g} px high"
+    return _fine(raw), f"{side} once clipped and written to {COORD_DECIMALS} decimals ({sizes})"
+
+
+def _written_flat(clipped: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Which of the ``candidates`` boxes (clipped) ``detection_label`` would write with a width
+    or height of 0: the sizes are rounded as it rounds them (Python's ``round`` of the float
+    difference), only for the few a tensor test finds under one ``COORD_DECIMALS`` step, so a
+    boundary like 0.005 px is judged exactly as it is written, and a frame of many boxes costs
+    one comparison."""
+    import torch
+
+    step = 10.0 ** -COORD_DECIMALS
+    near = candidates & ((clipped[:, 2] - clipped[:, 0] < step) | (clipped[:, 3] - clipped[:, 1] < step))
+    if not bool(near.any()):  # the common case: no box that thin
+        return near
+    flat = torch.zeros_like(candidates)
+    for i in torch.nonzero(near).flatten().tolist():
+        x1, y1, x2, y2 = clipped[i].tolist()
+        flat[i] = _pixels(x2 - x1) == 0 or _pixels(y2 - y1) == 0
+    return flat
+
+
+def _fine(raw: Sequence[float]) -> list[int | float]:
+    """A box to 6 decimals, for a message about what its 2 written decimals hide (a box reversed
+    or made empty by less than a hundredth of a pixel)."""
+    return [int(r) if r.is_integer() else r for r in (round(float(v), 6) for v in raw)]
 
 
 def _class_name(class_names: Sequence[str], index: int) -> str:
