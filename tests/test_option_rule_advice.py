@@ -50,3 +50,31 @@ def test_a_job_without_its_allowed_root_says_to_chain_and_the_chain_labels_it(tm
     assert main(["chain", str(out / "j"), "--job-name", "k", "--allow-root", str(SAMPLE)]) == 0
     chained = orjson.loads((out / "k" / "job.json").read_bytes())
     assert chained["status"] == "COMPLETED" and chained["metrics"]["success"] == 49, chained["metrics"]
+
+
+def test_a_stop_on_one_line_refers_to_it_as_one() -> None:
+    """A 1-line run stopped on a configuration rule said "the 1 line this run tried failed ...:
+    label them ... (first: ...) ... records them failed": the words referring to the lines now
+    agree with their count, as "the 1 line" does; several lines, or an unknown count (apply's
+    advice from job.json), keep "them"."""
+    from totask_manifest._errors import JobError
+    from totask_manifest._failure_rules import SystematicFailure
+
+    watch = SystematicFailure(1)
+    with pytest.raises(JobError) as err:
+        watch.observe("failed", "allow-root-missing", "fetch: /d/a.json needs --allow-root")
+    assert str(err.value) == (
+        "the 1 line this run tried failed with 'allow-root-missing', which points at the job's configuration rather "
+        "than the data; --allow-root is the job's own option, which a resume keeps (it would stop the same way): "
+        "label it in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW "
+        "--allow-root DIR) (its reason: fetch: /d/a.json needs --allow-root); if the data is at fault, "
+        "'resume --keep-going' (Python: keep_going=True) records it failed and goes on")
+    assert way_on("http-401", lines=1) == "a resume tries that line again"
+    assert way_on("model-error", files=frozenset({"model"}), lines=1).endswith(
+        "label it in a job chained from this one with the fixed file (totask-manifest chain JOB_DIR --job-name NEW "
+        "--model FILE)")
+    two = SystematicFailure(2)
+    two.observe("failed", "http-401", "fetch: HTTP 401")
+    with pytest.raises(JobError, match=r"^each of the 2 lines this run tried .*a resume tries those lines again "
+                                       r"\(first: fetch: HTTP 401\); .* records them failed and goes on$"):
+        two.observe("failed", "http-401", "fetch: HTTP 401")

@@ -66,3 +66,20 @@ def test_an_older_job_json_without_the_key_is_read_by_its_errors_words(tmp_path:
     job = _stopped_job(tmp_path)
     _rewrite(job, **{"stop-rule": None})
     assert _advice(job, tmp_path).endswith(CHAIN.format(job=job))
+
+
+def test_a_one_line_job_stopped_so_says_it_and_status_says_the_same(tmp_path: Path) -> None:
+    """The quick start's job on its first line only: the stop read "the 1 line ... label them ...
+    records them failed", on stderr and in ``status``, which shows job.json's error."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("models", "*.py"))
+    one = tmp_path / "one.manifest"
+    one.write_bytes((data / "manifest.jsonl").read_bytes().splitlines(keepends=True)[0])
+    r = run_cli("annotate", str(one), "--job-name", "m1", "--task-type", "object-detection", "--method", "file",
+                "--url-key", "annotation-ref", "--output", str(tmp_path / "out"), cwd=data)
+    assert r.returncode == 1, r.stderr
+    status = run_cli("status", str(tmp_path / "out" / "m1"), cwd=tmp_path)
+    for said in (r.stderr, status.stdout):
+        assert "the 1 line this run tried failed with 'allow-root-missing'" in said, said
+        assert "label it in a job chained from this one" in said and "records it failed and goes on" in said, said
+        assert " them" not in said.partition("the 1 line")[2], said

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import JobError, counted, each_of
+from ._errors import JobError, agreeing, counted, each_of
 from ._retry import retryable_status
 
 #: lines a run must finish, all failed with one configuration rule, before it stops
@@ -66,8 +66,6 @@ MID_RUN_RULES = frozenset({
 #: dropped or refused, a timeout, a body cut short, a store's error; an ``http-NNN`` by
 #: ``_retry.retryable_status``): a later try may work where these did not
 RETRIED_RULES = frozenset({"connection-error", "timeout", "body-cut-short", "storage-error"})
-#: how to finish a job whose lines truly fail so (said after each stop's reason)
-KEEP_GOING = "; if the data is at fault, 'resume --keep-going' (Python: keep_going=True) records them failed and goes on"
 #: the rule of a failure whose reason says nothing this module recognises
 UNCLASSIFIED = "failed"
 
@@ -106,22 +104,45 @@ OPTION_FIXES = {
 }
 
 
+def keep_going(lines: int) -> str:
+    """How to finish a job whose ``lines`` truly fail so, said after each stop's reason."""
+    return (f"; if the data is at fault, 'resume --keep-going' (Python: keep_going=True) records {_them(lines)} "
+            "failed and goes on")
+
+
+def _them(lines: int | None) -> str:
+    """The pronoun for the lines a stop left: ``it`` for one ("the 1 line ... label them" read
+    wrong); ``them`` for several, or where the count is not known (``apply``'s advice, from job.json)."""
+    return "them" if lines is None else agreeing(lines, "it", "them")
+
+
+def _those_lines(lines: int | None) -> str:
+    """``that line`` or ``those lines``, as ``_them`` chooses."""
+    return "those lines" if lines is None else agreeing(lines, "that line", "those lines")
+
+
+def _first(lines: int) -> str:
+    """The label of the reason a stop quotes: the first of several lines' reasons, or the one line's."""
+    return agreeing(lines, "its reason", "first")
+
+
 def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[str] = frozenset(),
-           model: str | None = None) -> str:
+           model: str | None = None, lines: int | None = None) -> str:
     """What a stop on configuration rule ``rule`` says to do next: a chained job with the option
     that fixes it where that option is the job's own (``OPTION_FIXES``) and its method has it
     (``options``: the method's option names; None: any), else a resume once the cause is fixed
     (credentials, an endpoint, a GPU). A method without the flag (the ToTask action's
     pre-processor) would refuse the chain advised. ``files``: the options whose files the job
     recorded (``job.json``'s ``option-files``), which a resume refuses changed: a ``model-error``
-    of such a ``--model`` is mended by a job chained with the fixed file (``fixed_model``)."""
-    if (fixed := fixed_model(rule, files, model)) is not None:
-        return f"a resume tries those lines again once a passing cause is gone (a GPU's error); {fixed}"
+    of such a ``--model`` is mended by a job chained with the fixed file (``fixed_model``).
+    ``lines``: how many lines the stop left, for the words that refer to them (None: several)."""
+    if (fixed := fixed_model(rule, files, model, lines)) is not None:
+        return f"a resume tries {_those_lines(lines)} again once a passing cause is gone (a GPU's error); {fixed}"
     fix = OPTION_FIXES.get(rule)
     if fix is None or (options is not None and fix[1] not in options):
-        return "a resume tries those lines again"
+        return f"a resume tries {_those_lines(lines)} again"
     flag = fix[0]
-    return (f"{flag.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label them "
+    return (f"{flag.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label {_them(lines)} "
             f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {flag})")
 
 
@@ -134,17 +155,17 @@ def model_flag(model: str | None) -> str:
     return "--model FILE"
 
 
-def fixed_model(rule: str, files: frozenset[str], model: str | None = None) -> str | None:
+def fixed_model(rule: str, files: frozenset[str], model: str | None = None, lines: int | None = None) -> str | None:
     """The way on for a ``model-error`` whose model is a file the job recorded (``files`` holds
     ``model``: a TorchScript or ``.pt2`` file, a ``file.py:factory``'s ``.py``), else None. A
     resume refuses that file fixed (``_option_files``: a job labels every line with the same
     files), so "resume once the model is fixed" led to a refusal; a chained job takes the fixed
     file and labels the lines still unlabeled. An endpoint or ``package.module:factory`` is not
-    recorded: a resume reaches it repaired."""
+    recorded: a resume reaches it repaired. ``lines`` as ``way_on`` takes it."""
     if rule != "model-error" or "model" not in files:
         return None
     return ("a model fixed in its --model file is refused by a resume (a job labels every line with the same files): "
-            "label them in a job chained from this one with the fixed file "
+            f"label {_them(lines)} in a job chained from this one with the fixed file "
             f"(totask-manifest chain JOB_DIR --job-name NEW {model_flag(model)})")
 
 
@@ -295,8 +316,9 @@ class SystematicFailure:
             what = (f"{each_of(self.seen, 'line')} this run tried" if self.whole_run
                     else f"each of the first {counted(self.seen, 'line')}")
             then = "" if self.whole_run else "; stopped without trying the rest"
+            way = way_on(self.rule, self.options, self.files, self.model, self.seen)
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; {way_on(self.rule, self.options, self.files, self.model)} (first: {self.reason}){KEEP_GOING}")
+                           f"than the data{then}; {way} ({_first(self.seen)}: {self.reason}){keep_going(self.seen)}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":
@@ -312,8 +334,8 @@ class SystematicFailure:
             rule, length, first = self.streak
             self.streak = (None, 0, "")
             self.undone = length
-            fixed = "" if (way := fixed_model(rule, self.files, self.model)) is None else f"; {way}"
+            fixed = "" if (way := fixed_model(rule, self.files, self.model, length)) is None else f"; {way}"
             raise JobError(f"the last {counted(length, 'line')} failed with {rule!r} after {counted(self.worked, 'line')} of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
                            f"credentials that expired); stopped without trying the rest: fix it and resume, which "
-                           f"tries those lines again{fixed} (first: {first}){KEEP_GOING}")
+                           f"tries {_those_lines(length)} again{fixed} ({_first(length)}: {first}){keep_going(length)}")
