@@ -487,3 +487,37 @@ def test_every_command_meeting_a_running_job_says_it_is_in_use(tmp_path):
         server.stop()
         running.send_signal(signal.SIGINT)
         running.wait(timeout=120)
+
+
+def _unreleasable(lease) -> None:
+    """Make this lease's own file one no write replaces (a folder in its place): its release fails
+    as S3's did once the credentials were revoked, even for root, whom no file mode stops."""
+    os.remove(lease.path)
+    os.mkdir(lease.path)
+
+
+def test_a_lease_left_unreleased_by_a_failing_command_is_said_in_its_error_line(tmp_path, caplog):
+    """A job failing on revoked credentials printed its lease's release failure as a warning line
+    of its own before the error: the house rule is one line for one failure."""
+    from totask_manifest._errors import StorageError
+
+    job = tmp_path / "j"
+    with pytest.raises(StorageError) as raised, hold(str(job), "annotate") as lease:
+        (job / "job.json").write_text("{}")
+        _unreleasable(lease)
+        raise StorageError("cannot write the part")
+    assert str(raised.value).startswith(f"cannot write the part; its lease could not be released either ({job}: ")
+    assert str(raised.value).endswith("): the next command on the job takes it over at once on this host, on "
+                                      "another host after 60 s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+    assert not [r for r in caplog.records if "release" in r.getMessage()], caplog.text
+
+
+def test_a_lease_left_unreleased_by_a_command_that_succeeded_is_one_warning(tmp_path, caplog):
+    job = tmp_path / "j"
+    with hold(str(job), "annotate") as lease:
+        (job / "job.json").write_text("{}")
+        _unreleasable(lease)
+    said = [r.getMessage() for r in caplog.records if "release" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"could not release the lease on the job ({job}: "), caplog.text
+    assert said[0].endswith("the next command on the job takes it over at once on this host, on another host "
+                            "after 60 s without a heartbeat (TOTASK_LEASE_TIMEOUT)")

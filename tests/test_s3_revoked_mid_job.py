@@ -6,8 +6,9 @@ The job printed 45 asyncio ``Task was destroyed but it is pending!`` dumps and e
 was followed by a listing of the parts (to count what was on S3) that raised S3's bare
 ``PermissionError`` from inside the job's ``finally``. It ends on one line naming the URL S3
 refused (first, or after the fail-fast stop of a streak of refused image fetches: which comes first
-is the machine's timing) and saying that the job's state could not be recorded, and ``resume`` with a working key
-completes every line once."""
+is the machine's timing) and saying that the job's state could not be recorded, and that its lease
+could not be released either (a warning line of its own before it read as a second failure), and
+``resume`` with a working key completes every line once."""
 
 from __future__ import annotations
 
@@ -135,6 +136,11 @@ def test_key_deleted_mid_job_one_line_then_resume_completes(job, tmp_path, monke
         assert last.startswith("totask-manifest annotate: error: "), stderr
         assert re.search(rf"cannot (read|write) {re.escape(root)}/j/", last), stderr
         assert "could not be recorded" in last and "resume with working credentials" in last, stderr
+        # the lease S3 refused to release is said in that line, not in a line of its own before it
+        assert "could not release" not in stderr, stderr
+        assert re.search(rf"its lease could not be released either \({re.escape(root)}/j: [^)]+\): the next command on "
+                         r"the job takes it over at once on this host, on another host after 60 s without a heartbeat",
+                         last), stderr
         assert old["secret"] not in stdout + stderr
 
         r = run_cli("resume", f"{root}/j", env={**server.env(new["key"], new["secret"]), "SLOW_MODEL_DELAY": "0"},

@@ -51,7 +51,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _signals
-from .._errors import WRITE_ERRNOS, JobBusyError, JobError, StorageError, UsageError, write_failure
+from .._errors import (
+    WRITE_ERRNOS,
+    JobBusyError,
+    JobError,
+    StorageError,
+    TotaskError,
+    UsageError,
+    write_failure,
+)
 from .._folders import NOT_WRITABLE_ERRNOS, missing_folders, not_writable, remove_empty
 from .._storage import backend_errors, fsync_dir, is_local, join, local_file_url, redact_url, url_to_fs
 from .holder import Holder
@@ -234,35 +242,39 @@ class Lease:
         self._thread = threading.Thread(target=self._beat, args=(interval,), name="totask-lease", daemon=True)
         self._thread.start()
 
-    def release(self) -> None:
+    def release(self) -> str | None:
         """Give the lease back. Where the command left no job behind (it was refused before
         ``job.json`` was written), the lease file goes too, so no empty job folder is left.
         A Ctrl-C or SIGTERM meanwhile is held back until it is given (``_signals.held``): cut
-        short, it left the lease naming this process, which another host waits out."""
-        with _signals.held():
-            self._release()
+        short, it left the lease naming this process, which another host waits out.
 
-    def _release(self) -> None:
+        Returns why it could not be given back (None once it is): the caller says so, in the
+        failing command's one line (``hold``) or in a warning of its own where the command succeeded."""
+        with _signals.held():
+            return self._release()
+
+    def _release(self) -> str | None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
         with self._lock:
             if self.lost is not None:
-                return
+                return None
             try:
                 job_json = self.folder.rsplit("/", 1)[0] + "/job.json"
                 with contextlib.suppress(Exception):
                     self.fs.invalidate_cache(job_json)
                 if not self.fs.exists(job_json):
                     self._drop()
-                    return
+                    return None
                 gens = _generations(self.fs, self.folder)
                 if gens and gens[-1] == self.generation:
                     self.holder.released = True
                     self.holder.heartbeat = time.time()
                     self._write_own()
             except Exception as exc:  # left as is, the lease goes stale: same-host at once, else after the timeout
-                log.warning("could not release the lease on %s: %s", redact_url(self.job_url), exc)
+                return f"{redact_url(self.job_url)}: {' '.join(str(exc).split())}"
+        return None
 
     def abandon(self) -> None:
         """Give back a lease ``acquire`` was stopped while taking (a Ctrl-C): its file goes if it
@@ -379,14 +391,36 @@ def hold(job_url: str, command: str) -> Iterator[Lease]:
         raise JobBusyError(f"job {redact_url(job_url)} is in use by another thread of this process "
                            f"({held[0].holder.command})")
     lease = acquire(job_url, command)
+    failing: BaseException | None = None
     try:
         with _HELD_LOCK:
             _HELD[key] = (lease, me)
         yield lease
+    except BaseException as exc:
+        failing = exc
+        raise
     finally:
         with _HELD_LOCK:
             _HELD.pop(key, None)
-        lease.release()
+        if (why := lease.release()) is not None:
+            _say_unreleased(why, failing)
+
+
+def _stale_after() -> str:
+    """What an unreleased lease means for the next command on the job (``Holder.gone_reason``): on
+    this host its holder is gone at once, on another its heartbeat goes stale after the timeout."""
+    return (f"the next command on the job takes it over at once on this host, on another host after "
+            f"{lease_timeout():g} s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+
+
+def _say_unreleased(why: str, failing: BaseException | None) -> None:
+    """A lease left unreleased (``why``: its URL and the storage's refusal), said once: in the line
+    of the error the command is failing with (a line of its own before it read as a second
+    failure), else in a warning of its own, the command's work done."""
+    if isinstance(failing, TotaskError):
+        failing.args = (f"{failing}; its lease could not be released either ({why}): {_stale_after()}",)
+    else:
+        log.warning("could not release the lease on the job (%s): %s", why, _stale_after())
 
 
 def held_lease(job_url: str) -> Lease | None:
