@@ -107,3 +107,31 @@ def test_a_filter_on_a_field_the_tasks_carry_is_checked_not_said_unchecked(synap
     assert said == [f"the backend did not apply filter id={tasks[1]['id']}: 2 listed tasks do not match it and "
                     "were not exported"], said
     assert json.loads((tmp_path / "f.manifest").read_text())["synapse"]["task_id"] == tasks[1]["id"]
+
+
+@pytest.mark.parametrize("key", ["notes", "methd", "target_specificaton_name"])
+def test_run_refuses_a_key_its_parameter_file_does_not_know_naming_the_keys_it_takes(synapse, files, tmp_path,
+                                                                                       key: str) -> None:
+    """``notes`` was ignored with a warning and the run went on: in a file the user wrote, a key the
+    action does not read is a mistake (a misspelt one left the default in force)."""
+    pid = seed_tasks(synapse, files, 2)
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(file_params(pid, **{key: "x"})))
+    done = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"error: parameter file {params}: invalid parameters: {key}: not a ToTask parameter" in done.stderr
+    assert "a parameter file takes only name, project, agent, description, task_filters, method, " \
+           "target_specification_name, pre_processor, pre_processor_params, model, batch_size, schema, task_type, " \
+           "converter" in done.stderr, done.stderr
+    assert synapse.requests == [] and not (tmp_path / "runs").exists()
+
+
+#: every key of synapse-sdk's ``ToTaskParams`` (2026.2.17: ``plugins/actions/to_task/action.py``)
+SDK_KEYS = {"name": "Pre_Label", "description": "d", "project": 7, "agent": 1, "task_filters": {}, "method": "file",
+            "target_specification_name": "annotation_data", "model": 3, "pre_processor": None,
+            "pre_processor_params": {}, "batch_size": 1, "schema": "dm_schema_v1"}
+
+
+def test_a_parameter_file_takes_every_key_the_sdk_takes() -> None:
+    validate_params(SDK_KEYS, refuse_unknown=True)

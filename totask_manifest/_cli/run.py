@@ -54,14 +54,14 @@ def load_params(url: str) -> dict:
 
 def check_params(params: dict, url: str) -> ToTaskParams:
     """Invalid parameters are a bad parameter file: one line naming it, exit 2, as the README has it
-    for every command. The action itself gives them as a FAILED result (its SDK caller reads that),
+    for every command; so is a key that is no parameter (ignored, a misspelt one left its default). The action itself gives them as a FAILED result (its SDK caller reads that),
     which ``run`` printed with exit 1. Returns them checked (the job's name, for its folder)."""
     from .._credentials import hide_env_credentials
     from .._redaction import redact_url
     from .._to_task.params import validate_params
 
     try:
-        return validate_params(params)
+        return validate_params(params, refuse_unknown=True)  # the user's file: a key it does not know is a mistake
     except TotaskError as exc:  # a converter that failed as it loaded is quoted: what it read too
         raise UsageError(f"parameter file {redact_url(url)}: {hide_env_credentials(str(exc))}") from None
 

@@ -74,14 +74,29 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def validate_params(params: Any) -> ToTaskParams:
-    """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express)."""
+def unknown_key_problems(params: dict, *, refuse_all: bool = False) -> list[str]:
+    """The unknown keys refused: those that misspell a known one, or, with ``refuse_all`` (``run``'s
+    parameter file, which the user wrote and no caller adds keys of its own to), every one, each
+    with the known key it resembles and the keys taken, since ignored it left a default in force."""
+    if not refuse_all:
+        return [f"{key}: not a ToTask parameter; did you mean {meant!r}? (an unknown key is ignored, as the SDK "
+                f"ignores it, so a misspelt one would change what is written)"
+                for key in params if (meant := misspelt_key(key)) is not None]
+    unknown = [key for key in params if key not in KNOWN_KEYS]
+    if not unknown:
+        return []
+    said = [f"{key}: not a ToTask parameter" + (f"; did you mean {meant!r}?" if (meant := misspelt_key(key)) else "")
+            for key in unknown]
+    return [*said, f"a parameter file takes only {', '.join(KNOWN_KEYS)} (a key it does not know is refused: "
+                   "ignored, as the SDK ignores it, a misspelt one would leave its default in force)"]
+
+
+def validate_params(params: Any, *, refuse_unknown: bool = False) -> ToTaskParams:
+    """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express);
+    ``refuse_unknown``: every key none of them is refused (``unknown_key_problems``)."""
     if not isinstance(params, dict):
         raise UsageError(f"parameters must be an object, got {json_kind(params)}")
-    problems: list[str] = [
-        f"{key}: not a ToTask parameter; did you mean {meant!r}? (an unknown key is ignored, as the SDK ignores "
-        f"it, so a misspelt one would change what is written)"
-        for key in params if (meant := misspelt_key(key)) is not None]
+    problems = unknown_key_problems(params, refuse_all=refuse_unknown)
     name = params.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("name: required, a non-empty string")
