@@ -127,9 +127,12 @@ def test_reads_and_writes_s3(tmp_path, s3: S3Endpoint):
     assert s3.filesystem().ls(f"{bucket}/out") == [f"{bucket}/out/l.manifest".removeprefix("s3://")]
 
 
-def test_empty_manifest_is_refused(tmp_path):
-    (tmp_path / "e.manifest").write_bytes(b"")
-    with pytest.raises(ManifestError, match="the manifest is empty"):
+@pytest.mark.parametrize(("content", "held"), [(b"", "no line"), (b"\n \n", "2 lines, all blank")])
+def test_empty_manifest_is_refused(tmp_path, content, held):
+    """Said as validate, convert and a job say it (``blank_held``): "blank 2" and "the manifest is
+    empty" were labeled's own words for the same two files."""
+    (tmp_path / "e.manifest").write_bytes(content)
+    with pytest.raises(ManifestError, match=rf"so nothing was written \({held}; label attributes seen: none\)"):
         labeled_only(str(tmp_path / "e.manifest"), str(tmp_path / "o.manifest"), "a")
     assert not (tmp_path / "o.manifest").exists()
 

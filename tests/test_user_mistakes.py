@@ -275,6 +275,12 @@ def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_
     assert "COMPLETED" not in r.stdout + r.stderr
 
 
+def _held(lines: int) -> str:
+    """What a file of no data object holds: an empty one no line ("0 lines, all blank" was said of
+    nothing at all), else its blank lines."""
+    return f"{lines} line{'' if lines == 1 else 's'}, all blank" if lines else "no line"
+
+
 @pytest.mark.parametrize(("content", "lines"), [(b"", 0), (b"\xef\xbb\xbf", 1), (b"\n \r\n\t\n", 3)],
                          ids=["empty", "bom-only", "blank-lines"])
 def test_validate_refuses_a_manifest_without_a_data_object_as_a_job_does(tmp_path: Path, content: bytes, lines: int,
@@ -285,7 +291,7 @@ def test_validate_refuses_a_manifest_without_a_data_object_as_a_job_does(tmp_pat
     from totask_manifest._cli import main
 
     (tmp_path / "in.manifest").write_bytes(content)
-    said = rf"manifest .*in\.manifest holds no data object \({lines} line{'' if lines == 1 else 's'}, all blank\); a job needs lines with source-ref or source \[input-empty\]"
+    said = rf"manifest .*in\.manifest holds no data object \({_held(lines)}\); a job needs lines with source-ref or source \[input-empty\]"
     with pytest.raises(InvalidInputError, match=said):
         validate_manifest(str(tmp_path / "in.manifest"))
     for strict in ([], ["--strict"]):
@@ -308,7 +314,7 @@ def test_convert_refuses_a_manifest_without_a_data_object_writing_nothing(tmp_pa
 
     src = tmp_path / "in.manifest"
     src.write_bytes(content)
-    said = (rf"input manifest .*in\.manifest holds no data object \({lines} line{'' if lines == 1 else 's'}, all blank\); there is nothing "
+    said = (rf"input manifest .*in\.manifest holds no data object \({_held(lines)}\); there is nothing "
             r"to convert, so nothing was written \[input-empty\]")
     for to, out in [("parquet", "p.parquet"), ("coco", "c.json"), ("yolo", "y"), ("dm-schema-v1", "d.dm.jsonl"),
                     ("synapse-objects", "o.objects.jsonl")]:
@@ -335,7 +341,7 @@ def test_validate_cli_on_an_empty_manifest_says_it_in_one_line_exit_1(tmp_path: 
     r = cli("validate", "in.manifest", "--format", "json", cwd=tmp_path)
     assert r.returncode == 1 and r.stdout == "", r.stdout
     assert one_line_error(r, "validate").endswith(
-        "manifest in.manifest holds no data object (0 lines, all blank); a job needs lines with source-ref or "
+        "manifest in.manifest holds no data object (no line); a job needs lines with source-ref or "
         "source [input-empty]")
 
 

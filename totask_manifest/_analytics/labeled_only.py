@@ -19,7 +19,7 @@ from .._errors import ManifestError, counted
 from .._fetch import base_of, resolve_reference
 from .._jobs.layout import refuse_output_in_job
 from .._jobs.selection import needs_label
-from .._manifest.io import read_lines, refuse_empty_path, refuse_not_an_attribute
+from .._manifest.io import blank_held, read_lines, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
@@ -165,10 +165,13 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
                 _count_moved(result, moved, record, line.number)
         if result.kept == 0:
             held = ", ".join(sorted(seen_attributes)) or "none"
+            tally = {r: n for r, n in result.left_out.items() if n}
+            # a manifest of blank lines, or none, said as every command says it (``blank_held``)
+            said = blank_held(tally.get("blank", 0)) if set(tally) <= {"blank"} else \
+                ", ".join(f"{r} {n}" for r, n in tally.items())
             raise ManifestError(
                 f"no line holds a label under {label_attribute!r}, so nothing was written "
-                f"({', '.join(f'{r} {n}' for r, n in result.left_out.items() if n) or 'the manifest is empty'}; "
-                f"label attributes seen: {held})",
+                f"({said}; label attributes seen: {held})",
                 rule="labeled-none",
             )
     return result

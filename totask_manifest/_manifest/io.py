@@ -118,8 +118,14 @@ def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str
     ``needs`` says what was looked for (``validate --schema`` looks for documents, not data objects);
     ``held`` what the file holds where it has no lines (a Parquet file's rows)."""
     needs = needs or "a job needs lines with source-ref or source"
-    held = held or f"{counted(lines, 'line')}, all blank"
+    held = held or blank_held(lines)
     return InvalidInputError(f"{what} {url} holds no data object ({held}){also}; {needs}", rule="input-empty")
+
+
+def blank_held(lines: int) -> str:
+    """What a manifest of no data object holds, in every command's words: "no line" for an empty
+    file ("0 lines, all blank" said of nothing at all), else "N lines, all blank"."""
+    return f"{counted(lines, 'line')}, all blank" if lines else "no line"
 
 
 def blank_lines_only(url: str) -> int | None:
