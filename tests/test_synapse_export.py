@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import fsspec
 import orjson
 import pytest
@@ -9,9 +11,13 @@ import pytest
 from tests.jobs_helpers import run_cli
 from totask_manifest._cli import main
 from totask_manifest._errors import FatalSynapseError, UsageError
+from totask_manifest._synapse.client import AsyncSynapseClient
 from totask_manifest._synapse.export import export_tasks, parse_filters
+from totask_manifest._synapse.listing import Listing
+from totask_manifest._synapse.settings import SynapseSettings
 from totask_manifest._synapse.taskdata import data_hash
-from totask_manifest.testing.builders import fast_client, seed_tasks, token_headers
+from totask_manifest.testing.builders import TOKEN, fast_client, seed_tasks, token_headers
+from totask_manifest.testing.recording import json_response
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -447,3 +453,86 @@ def test_a_limit_reached_ends_the_listing(synapse, tmp_path) -> None:
     result = export_tasks(pid, str(out), filters={"status": "pending"}, limit=150, client=fast_client(synapse))
     assert task_ids(out) == ids[:100] + ids[110:160]
     assert result.listings == 1 and result.listing_changed is None and result.unmatched_warnings() == []
+
+
+def page_one_short(synapse, monkeypatch, listings: int | None = None, drop: int = 1) -> None:
+    """The first page of the task listing comes back ``drop`` tasks short, its ``count`` unchanged
+    (a page that shifted under an edit, or a backend's own slip), in the first ``listings`` listings
+    (None: every one)."""
+    paginate, served = synapse._paginate, {"short": 0}
+
+    def short_page_one(request, items, render=None):
+        response = paginate(request, items, render)
+        if request.path != "/sdk/tasks/" or request.query.get("page", "1") != "1":
+            return response
+        if listings is not None and served["short"] >= listings:
+            return response
+        served["short"] += 1
+        body = orjson.loads(response.body)
+        body["results"] = body["results"][:-drop]
+        return json_response(body)
+
+    monkeypatch.setattr(synapse, "_paginate", short_page_one)
+
+
+def test_a_listing_short_every_time_stops_naming_the_count_and_what_was_listed(synapse, monkeypatch,
+                                                                                  tmp_path) -> None:
+    """Page 1 holds one task fewer than it should and ``count`` stays 250: the task it left out was
+    never listed, and export wrote the others and said it succeeded. It lists again once; short
+    again, it stops in one line naming the project and both numbers, exit 1, nothing written."""
+    pid, _ = pending_tasks(synapse, 250)
+    page_one_short(synapse, monkeypatch)
+    out = tmp_path / "out.manifest"
+    done = run_cli("export", "--project", str(pid), "--filter", "status=pending", "-o", str(out))
+    assert done.returncode == 1, done.stderr
+    assert ("the task listing came back short (the backend counted 250 tasks, 249 were listed): listing again "
+            "(2 of at most 4 listings), to export the tasks it missed") in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (f"totask-manifest export: error: the task listing of project {pid} came back short after 2 listings "
+                    "(the backend counted 250 tasks, 249 were listed): tasks would have been left out, so nothing "
+                    "was exported; export again to pick them up"), done.stderr
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
+    assert len(synapse.requests_to("GET", "^/sdk/tasks/$")) == 2 * 3
+
+
+def test_a_listing_short_once_is_listed_again_and_finds_the_task(synapse, monkeypatch, tmp_path) -> None:
+    """A page short once (it shifted under an edit): the next listing lists the task it left out,
+    exported last, and a third confirms nothing more is missing; no warning."""
+    pid, ids = pending_tasks(synapse, 250)
+    page_one_short(synapse, monkeypatch, listings=1)
+    out = tmp_path / "out.manifest"
+    result = export_tasks(pid, str(out), filters={"status": "pending"}, client=fast_client(synapse))
+    assert task_ids(out) == ids[:99] + ids[100:] + [ids[99]]
+    assert result.exported == 250 and result.listings == 3 and result.listing_changed is None
+    assert result.unmatched_warnings() == []
+
+
+def test_a_listing_of_one_listing_short_stops_at_once(synapse, monkeypatch, tmp_path) -> None:
+    """With no listing left to make, a short one stops as a second short one does (``Listing``'s
+    ``passes``: the last listing short is never taken for a whole one)."""
+    pid, _ = pending_tasks(synapse, 5)
+    page_one_short(synapse, monkeypatch, drop=2)
+
+    async def list_once() -> list[int]:
+        async with AsyncSynapseClient(SynapseSettings(host=synapse.url, access_token=TOKEN)) as aio:
+            return [tid async for tid in Listing(aio, {"project": pid}, {}, passes=1).ids()]
+
+    with pytest.raises(FatalSynapseError, match=f"^the task listing of project {pid} came back short after 1 "
+                       r"listing \(the backend counted 5 tasks, 3 were listed\)"):
+        asyncio.run(list_once())
+
+
+def test_more_tasks_listed_than_the_count_are_all_exported(synapse, monkeypatch, tmp_path) -> None:
+    """A ``count`` below the tasks listed, none listed twice: every task is exported, as before
+    (a task listed twice is what says the listing shifted back)."""
+    pid, ids = pending_tasks(synapse, 6)
+    paginate = synapse._paginate
+
+    def count_one_low(request, items, render=None):
+        body = orjson.loads(paginate(request, items, render).body)
+        return json_response({**body, "count": body["count"] - 1})
+
+    monkeypatch.setattr(synapse, "_paginate", count_one_low)
+    out = tmp_path / "out.manifest"
+    result = export_tasks(pid, str(out), client=fast_client(synapse))
+    assert task_ids(out) == ids and result.listings == 1 and result.listing_changed is None

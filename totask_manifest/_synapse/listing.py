@@ -10,6 +10,12 @@ were made. The ids come in the order first listed: the first listing's order, th
 only a later listing found, in its order. A listing still changing after the last one leaves
 ``changed`` set, for the caller to warn that tasks may have been left out.
 
+A listing that keeps its count but lists fewer distinct tasks than that count (all listings
+together) came back short: a page held fewer tasks than it should, and the tasks it left out
+would be lost in silence. It is listed again once; short again with nothing new found (or short
+in the last listing), it stops with ``FatalSynapseError`` naming the project, the count and how
+many tasks were listed. More tasks than the count is noticed only by a task listed twice.
+
 The ids already yielded are held in an ``IntMap`` (24 to 48 bytes a task, not a Python set's
 70 or so), for projects of millions of tasks.
 """
@@ -22,7 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .._compact import IntMap
-from .._errors import counted
+from .._errors import FatalSynapseError, counted
 from .client import AsyncSynapseClient, SynapseHTTPError
 from .filters import KNOWN_FILTERS, carries, shown_value, unmatched_filters
 
@@ -30,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: listings at most, the first included
 PASSES = 4
+
+#: a listing's reason to list again when it kept its count but listed fewer tasks
+_SHORT = "came back short"
 
 
 def _add(ids: IntMap, tid: int) -> bool:
@@ -60,6 +69,7 @@ class Listing:
         seen = IntMap()
         rejected = IntMap()  # tasks not matching a filter, counted once however often listed
         first_count: int | None = None
+        was_short = False  # a listing came back short: listed again once, short again it stops
         for listing in range(1, self.passes + 1):
             self.listings = listing
             counts: list[int] = []
@@ -90,16 +100,37 @@ class Listing:
                     yield tid
             if first_count is None and counts:
                 first_count = counts[0]
-            shifted = next((c for c in counts if c != counts[0]), None) if counts else None
-            found_more = listing > 1 and added > 0
-            if shifted is None and not repeated and not found_more:
+            what = self._why_again(listing, counts, added, repeated, was_short)
+            if what is None:
                 self.changed = None
                 return
-            what = (f"changed while it was read (the backend counted {counts[0]} tasks, then {shifted})"
-                    if shifted is not None else
-                    f"had changed (listing {listing} found {counted(added, 'task')} the earlier listings had not)"
-                    if found_more else "changed while it was read (it listed a task twice)")
+            was_short = was_short or what.startswith(_SHORT)
             self.changed = (first_count if first_count is not None else 0, counts[-1] if counts else 0)
             if listing < self.passes:
                 log.info("the task listing %s: listing again (%d of at most %d listings), to export the tasks "
                          "it missed", what, listing + 1, self.passes)
+
+    def _why_again(self, listing: int, counts: list[int], added: int, repeated: bool, was_short: bool) -> str | None:
+        """Why listing ``listing`` (its pages' ``counts``, ``added`` tasks new to it) is to be listed
+        again, None when it is whole. One that kept its count but listed fewer distinct tasks than
+        that count, all listings together, came back short: a page held fewer tasks than it should
+        (it shifted under an edit), so it is listed again once; short again, nothing new found, it
+        stops (``FatalSynapseError``) rather than leave the tasks it never listed out in silence.
+        More tasks than the count is a shift too, noticed by the task listed twice."""
+        shifted = next((c for c in counts if c != counts[0]), None) if counts else None
+        if shifted is not None:
+            return f"changed while it was read (the backend counted {counts[0]} tasks, then {shifted})"
+        if listing > 1 and added > 0:
+            return f"had changed (listing {listing} found {counted(added, 'task')} the earlier listings had not)"
+        if repeated:
+            return "changed while it was read (it listed a task twice)"
+        if not counts or self.returned >= counts[0]:
+            return None
+        numbers = (f"the backend counted {counts[0]} tasks, {self.returned} "
+                   f"{'was' if self.returned == 1 else 'were'} listed")
+        if was_short or listing == self.passes:
+            raise FatalSynapseError(
+                f"the task listing of project {self.params.get('project')} came back short after "
+                f"{counted(listing, 'listing')} ({numbers}): tasks would have been left out, so nothing "
+                "was exported; export again to pick them up")
+        return f"{_SHORT} ({numbers})"
