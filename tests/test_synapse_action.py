@@ -275,6 +275,7 @@ def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_pa
 def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 2)
     synapse.add_fault(Fault(status=401, method="PUT", times=1))  # the token is refused once, mid-apply
+    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", skip=1, times=1))  # its token check refused too: revoked
     failed = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
     assert failed["status"] == "FAILED" and "token was refused" in failed["message"]
     resumed = ToTaskAction(params=file_params(pid, description="second try"), output_root=str(tmp_path)).start()

@@ -265,6 +265,7 @@ def test_an_apply_stopped_at_once_after_a_stopped_rollback_rolls_back_around_the
     last = max(labeled)
     assert third < last, (third, labeled)  # the stop comes after the task's turn
     synapse.add_fault(Fault(status=401, method="PUT", path=rf"^/tasks/{last}/annotate_task_data/"))
+    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$"))  # its token check refused too: revoked
     r = run_cli("apply", str(job), "--force", "--concurrency", "1")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert re.search(rf"^task {third}: failed \(a restore by a rollback last heard of -?\d+ s ago may still reach it: ",

@@ -36,6 +36,7 @@ def test_puts_refused_with_401_are_not_tasks_to_restore(synapse, files, tmp_path
     pid = seed_tasks(synapse, files, 40)
     # from the 6th PUT on the token is refused: 5 tasks are written, the PUTs in flight beside them are not
     synapse.add_fault(Fault(status=401, method="PUT", path="annotate_task_data", skip=5, times=None))
+    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", skip=1, times=None))  # its token check refused too: revoked
     result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
     written = [t["id"] for t in synapse.project_tasks(pid) if t["data"]]
     assert len(written) == 5
@@ -94,6 +95,7 @@ def refused_after(synapse, files, client, tmp_path, first_attempt: Fault, *,
     synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{ids[0]}/", times=None))
     if fatal_at_the_last:
         synapse.add_fault(Fault(status=401, method="PUT", path=f"^/tasks/{ids[-1]}/", times=None))
+        synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", times=None))  # its token check refused too: revoked
     impatient = fast_client(synapse, timeout=0.5)
     try:
         report = apply_job(str(job), client=impatient, concurrency=1)

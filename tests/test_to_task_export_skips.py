@@ -49,6 +49,7 @@ def test_a_resumed_run_still_counts_the_tasks_the_export_skipped(synapse, files,
     pid, no_files, no_primary = seed_with_unexportable(synapse, files)
     # the first run exports and annotates, then its first write is refused: it stops, FAILED
     synapse.add_fault(status=401, method="PUT", path="annotate_task_data", times=1)
+    synapse.add_fault(status=401, method="GET", path=r"^/projects/\d+/$", skip=1, times=1)  # its token check refused too: revoked
     first = ToTaskAction(params=params(pid), output_root=str(tmp_path)).start()
     assert first["status"] == "FAILED" and "token was refused" in first["message"], first
     synapse.clear_faults()

@@ -116,6 +116,7 @@ def test_annotating_says_the_listed_count_fresh_and_resumed(synapse, files, tmp_
     no_files = sorted_ids(synapse, pid)[1]
     synapse.data_units[synapse.tasks[no_files]["data_unit"]]["files"] = {}
     synapse.add_fault(Fault(status=401, method="PUT"))  # the token refused mid-apply: the run fails
+    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", skip=1))  # its token check refused too: revoked
     first = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
     assert first["status"] == "FAILED", first
     assert annotating_messages(synapse) == ["Annotating 4 tasks (file method)"]  # was "Annotating tasks"
@@ -123,6 +124,7 @@ def test_annotating_says_the_listed_count_fresh_and_resumed(synapse, files, tmp_
     # resumed without a fresh export: the count the run noted as it exported
     synapse.logs.clear()
     synapse.add_fault(Fault(status=401, method="PUT"))  # and again
+    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$"))  # resumed: its check is the first
     assert ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()["status"] == "FAILED"
     assert annotating_messages(synapse) == ["Annotating 4 tasks (file method)"]  # was not said at all
 

@@ -25,7 +25,9 @@ from .._outcomes import Failed, Item, Outcome
 from .base import BatchAnnotator
 
 if TYPE_CHECKING:
+    from .._synapse.client import TokenRejected
     from .._synapse.preprocessor import Served
+    from .._synapse.workers import TokenCheck
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,14 @@ class PreProcessorAnnotator(BatchAnnotator):
         served = self._ensure()
 
         async def window() -> list[Outcome]:
-            return list(await asyncio.gather(*(self._one(served, item) for item in items)))
+            from .._synapse.workers import TokenCheck
+
+            token = TokenCheck(self.client.aio)  # made in the loop that runs the window
+            return list(await asyncio.gather(*(self._one(served, item, token) for item in items)))
 
         return self.client.run(window())
 
-    async def _one(self, served: Served, item: Item) -> Outcome:
+    async def _one(self, served: Served, item: Item, token: TokenCheck) -> Outcome:
         url = item.record.get("source-ref")
         if not isinstance(url, str) or not url:
             return Failed("no image: the line has no source-ref (the primary file URL)")
@@ -137,7 +142,9 @@ class PreProcessorAnnotator(BatchAnnotator):
 
             try:
                 task = await fetch_task(self.client.aio, item.task_id)
-            except (TokenRejected, BackendMoved):
+            except TokenRejected as exc:
+                return await _refused_alone(exc, item, token, "task")
+            except BackendMoved:
                 raise
             except SynapseHTTPError as exc:
                 return Failed(f"task: {exc}")
@@ -154,7 +161,9 @@ class PreProcessorAnnotator(BatchAnnotator):
         try:
             result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing,
                                  request=request)
-        except (TokenRejected, BackendMoved):
+        except TokenRejected as exc:
+            return await _refused_alone(exc, item, token, "inference")
+        except BackendMoved:
             raise
         except (InferenceFailed, SynapseHTTPError) as exc:
             return Failed(f"inference: {exc}")
@@ -238,3 +247,16 @@ class PreProcessorAnnotator(BatchAnnotator):
             self.client.run(self._fetcher.aclose())
             self._fetcher = None
         self.client.close()
+
+
+async def _refused_alone(exc: TokenRejected, item: Item, token: TokenCheck, what: str) -> Outcome:
+    """A 401 to one line's request: that line's failure while the token's own check (its project's
+    GET) is accepted, as the SDK fails that task alone; raised when the token is refused there too
+    (revoked: every later request would be), which stops the job as before."""
+    from .._synapse.workers import one_request_refused
+
+    synapse = item.record.get("synapse")
+    project = synapse.get("project") if isinstance(synapse, dict) else None
+    if not isinstance(project, int) or isinstance(project, bool) or await token.refused(project):
+        raise exc
+    return Failed(f"{what}: {one_request_refused(exc, project)}")

@@ -23,8 +23,9 @@ backend answers 400 to an empty submit): the task fails with the SDK's ``TASK_IN
 (``send_kept_empty``, the ToTask action: a kept document goes all the same, as the SDK submits it).
 
 A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
-only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
-to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
+only, as does a 401 when the token's own check (``workers.TokenCheck``) is accepted. A fatal
+error (a 401 the check confirms: the token revoked; the project gone; the backend down) stops
+the run; unless told not to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
 takes them, and otherwise the journal lets ``rollback`` finish later (it undoes every run).
 
 Lines become writes in ``apply_plan`` (with the job target and the converter); what a run
@@ -72,7 +73,7 @@ from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import LANDING_SECONDS, other_host, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker, check_concurrency, other_unit, project_gone
+from .workers import Breaker, TokenCheck, check_concurrency, one_request_refused, other_unit, project_gone
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class _ApplyRun:
         self.on_result = on_result
         self.report = ApplyReport(target.job_url, dry_run, keep_results=keep_results, manifest_lines=target.lines)
         self.breaker = Breaker()
+        self.token = TokenCheck(aio)
         self.journal: Journal | None = None
         self._gone: set[int] = set()
         self.current = CurrentData(aio, bulk=bulk)
@@ -365,8 +367,13 @@ class _ApplyRun:
             if result is None:  # looked at again after the run
                 return
         except TokenRejected as exc:
-            self.breaker.trip(f"the token was refused ({exc})")
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
+            if p.project is not None and not await self.token.refused(p.project):
+                # the token still works (its check answered): this request alone was refused
+                self._say(self.breaker.success())
+                result = TaskResult(p.line, p.task_id, FAILED, one_request_refused(exc, p.project))
+            else:
+                self.breaker.trip(f"the token was refused ({exc})")
+                result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
         except BackendMoved as exc:
             self.breaker.trip(f"the backend moved ({exc})")
             result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)

@@ -40,6 +40,7 @@ from .._storage import AtomicWriter, is_local, redact_url, url_to_fs
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
+    BackendUnavailable,
     NotFound,
     SynapseHTTPError,
     TokenRejected,
@@ -57,6 +58,7 @@ from .listing import Listing
 from .query import split_lookup
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
+from .workers import Breaker, TokenCheck, one_request_refused
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,7 @@ async def _export(
     params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
     listing = Listing(aio, params, filters)
+    reads = _TaskReads(aio, project)
     with AtomicWriter(output) as out:
         window: list[int] = []
         async with contextlib.aclosing(listing.ids()) as ids:
@@ -224,7 +227,7 @@ async def _export(
                 window.append(tid)
                 listed += 1
                 if len(window) >= WINDOW:
-                    await _write_window(aio, project, window, out, result)
+                    await _write_window(reads, window, out, result)
                     window = []
                     if on_progress:
                         on_progress(listed)
@@ -232,7 +235,7 @@ async def _export(
                     listing.changed = None  # as many tasks as asked for: none was left out
                     break
         if window:
-            await _write_window(aio, project, window, out, result)
+            await _write_window(reads, window, out, result)
             if on_progress:
                 on_progress(listed)
         result.unmatched, result.listings, result.listing_changed = listing.unmatched, listing.listings, listing.changed
@@ -257,8 +260,44 @@ async def _export(
     return result
 
 
-async def _write_window(aio: AsyncSynapseClient, project: int, ids: list[int], out: Any, result: ExportResult) -> None:
-    lines = await asyncio.gather(*(_task_line(aio, project, tid) for tid in ids))
+class _TaskReads:
+    """Reads each listed task, and decides when a failed read stops the export rather than the task.
+
+    A task whose read the backend refuses (403, 404) or fails (a 5xx after the retries: a serializer
+    bug on one task's data is typical) is skipped, a failed task of the run as in the SDK; but 5xx or
+    no connection for ``Breaker``'s tasks in a row is the backend down, and a 401 the token's own
+    check is refused too is a revoked token: either stops the export with one line."""
+
+    def __init__(self, aio: AsyncSynapseClient, project: int) -> None:
+        self.aio = aio
+        self.project = project
+        self.breaker = Breaker()
+        self.token = TokenCheck(aio)
+
+    async def line(self, task_id: int) -> tuple[bytes | None, str]:
+        try:
+            answer = await _task_line(self.aio, self.project, task_id)
+        except TokenRejected as exc:
+            if await self.token.refused(self.project):
+                raise
+            answer = None, one_request_refused(exc, self.project)
+        except BackendUnavailable as exc:
+            self.breaker.unavailable(str(exc))
+            if self.breaker.tripped:
+                raise BackendUnavailable(self.breaker.fatal, status=exc.status, method=exc.method,
+                                         path=exc.path, unreachable=exc.unreachable) from None
+            return None, str(exc)
+        self.breaker.success()
+        return answer
+
+
+async def _write_window(reads: _TaskReads, ids: list[int], out: Any, result: ExportResult) -> None:
+    pending = [asyncio.ensure_future(reads.line(tid)) for tid in ids]
+    try:
+        lines = await asyncio.gather(*pending)
+    finally:  # the export stopped: no read goes on behind it
+        for task in pending:
+            task.cancel()
     for tid, (line, reason) in zip(ids, lines, strict=True):
         if line is None:
             result.skipped.append({"task_id": tid, "reason": reason, "line": result.exported + 1})
@@ -269,6 +308,8 @@ async def _write_window(aio: AsyncSynapseClient, project: int, ids: list[int], o
 
 
 async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tuple[bytes | None, str]:
+    """The task's manifest line, or None and why it cannot be exported (its read refused: 403, 404,
+    another 4xx); a 5xx, a 401 and a redirect are raised, for ``_TaskReads`` to judge."""
     try:
         task = await aio.get_task(task_id, TASK_DETAIL)
         unit = task.get("data_unit")
@@ -276,11 +317,9 @@ async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tup
         files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
         if not files and unit_id is not None:
             files = files_by_spec((await aio.get_data_unit(unit_id)).get("files"))
-    except (TokenRejected, BackendMoved):
+    except (TokenRejected, BackendMoved, BackendUnavailable):
         raise
-    except (NotFound, SynapseHTTPError) as exc:
-        if not isinstance(exc, NotFound) and (exc.status is None or exc.status >= 500):
-            raise
+    except SynapseHTTPError as exc:
         return None, str(exc)
     if not files:
         return None, "Data unit does not have files"

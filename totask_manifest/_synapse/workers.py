@@ -3,8 +3,9 @@
 Apply and rollback share this: a fixed set of workers pulls items from one iterator (so a
 manifest is read as fast as tasks finish, never held whole in memory) until it runs out or a
 fatal error is declared. A fatal error is one after which no task can succeed: the token was
-refused (401), the project is gone (404 on the project), or the backend stopped answering
-(``threshold`` tasks in a row failed with 5xx or no connection, each after its own retries).
+refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
+project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
+connection, each after its own retries: ``Breaker``, the one rule for apply, rollback and export).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import UsageError
+from .errors import SynapseHTTPError, TokenRejected
 
 if TYPE_CHECKING:
+    from .client import AsyncSynapseClient
     from .settings import SynapseSettings
 
 T = TypeVar("T")
@@ -57,12 +60,14 @@ class Breaker:
         self._unavailable_in_a_row = 0
         return self.release()
 
-    def unavailable(self, reason: str, result: Any) -> list[Any]:
-        """``result`` (a result with a ``fatal`` flag) failed for want of an answer. Returns what
-        may be said now: nothing while it may be an outage (held); once this trips the breaker, or
-        it has tripped, every result held and this one, marked ``fatal``."""
+    def unavailable(self, reason: str, result: Any = None) -> list[Any]:
+        """``result`` (a result with a ``fatal`` flag; None: nothing to hold, as for export, whose
+        skipped task is the same whether the backend is down or not) failed for want of an answer.
+        Returns what may be said now: nothing while it may be an outage (held); once this trips the
+        breaker, or it has tripped, every result held and this one, marked ``fatal``."""
         self._unavailable_in_a_row += 1
-        self._held.append(result)
+        if result is not None:
+            self._held.append(result)
         if self._unavailable_in_a_row >= self.threshold:
             self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed; "
                       f"last: {reason})")
@@ -76,6 +81,45 @@ class Breaker:
         """The results held (the run ended, or the backend answered), to be said as they are."""
         held, self._held = self._held, []
         return held
+
+
+class TokenCheck:
+    """Whether a 401 means the token is refused, or only that one request was: asked once per 401
+    with ``GET projects/{id}/``, the request every command makes with the same token at its start.
+
+    Why: a 401 ended the whole run ("token revoked") though the token went on working for every
+    other request (a plugin-run proxy's or a per-object check's 401): the SDK fails that task alone,
+    and apply then rolled back good writes with the very token called revoked. A token the check
+    is refused too is revoked: remembered, so the other requests in flight do not ask again. A
+    check that gets no verdict (a 5xx, no connection) does not call the token revoked: the task
+    fails alone, and a backend that is down stops the run by ``Breaker``'s rule."""
+
+    def __init__(self, aio: AsyncSynapseClient) -> None:
+        self.aio = aio
+        self.revoked = False
+        self._asking = asyncio.Lock()
+
+    async def refused(self, project: int | None) -> bool:
+        """Whether the token itself is refused (checked with ``project``'s GET; without a project
+        there is nothing to ask, and a 401 is taken as the token's, as it always was)."""
+        if project is None:
+            return True
+        async with self._asking:  # the 401s of the writes in flight together: one check, not 32
+            if not self.revoked:
+                try:
+                    await self.aio.get_project(project)
+                except TokenRejected:
+                    self.revoked = True
+                except SynapseHTTPError:
+                    pass
+        return self.revoked
+
+
+def one_request_refused(exc: TokenRejected, project: int) -> str:
+    """A task's failure for a 401 its request alone got (``TokenCheck``): names the request and why
+    the run went on, without the error's advice to check the token, which was accepted."""
+    return (f"Synapse answered 401 to {exc.method} {exc.path}, while the same token was accepted for "
+            f"GET projects/{project}/: this request alone was refused (the token was not revoked)")
 
 
 async def run_pool(

@@ -47,10 +47,20 @@ from .._jobs.state import JobState
 from .._jobs.status import COMPLETED
 from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
-from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
+from .._synapse.apply import (
+    APPLIED,
+    CONFLICT,
+    FAILED,
+    NOT_LABELED,
+    UNCHANGED,
+    ApplyReport,
+    TaskResult,
+    apply_job,
+)
 from .._synapse.apply_plan import load_job_target
 from .._synapse.export import ExportResult, check_project, export_tasks
 from .._synapse.progress import JobReporter
+from .._synapse.rollback import ALREADY, RESTORED
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
 from .job_id import synapse_job_id
@@ -380,7 +390,9 @@ class ToTaskAction:
         finally:
             events.close()  # the events held, and the skipped tasks listed after the last one written
         t = report.totals
-        success = t[APPLIED] + t[UNCHANGED]
+        # the writes the fatal stop's rollback undid are no success: "4 applied ... rollback: 4 restored"
+        # was success_count 4 of tasks left as they were; they are counted stand_by, written by a rerun
+        success = t[APPLIED] + t[UNCHANGED] - len(_undone(report, failed_lines))
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
         metrics = {"total": listed, "success": success, "failed": failed, "stand_by": max(0, listed - success - failed)}
         failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
@@ -406,6 +418,15 @@ class ToTaskAction:
         reporter.progress("finalize", 1, 1)
         return action_result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
                             self._totask)
+
+
+def _undone(report: ApplyReport, failed_lines: list[tuple[float, dict[str, Any]]]) -> set[Any]:
+    """The tasks counted applied whose write the rollback after a fatal stop put back (restored, or
+    found as before): of the tasks it undid, those not failed (a write in doubt is undone too)."""
+    if report.rollback is None:
+        return set()
+    failed = {entry["task_id"] for _, entry in failed_lines}
+    return {r.task_id for r in report.rollback.results if r.status in (RESTORED, ALREADY)} - failed
 
 
 def annotating(listed: int | None, method: str) -> str:
