@@ -90,6 +90,18 @@ def sample_job_args(name: str, out: Path | str) -> list[str]:
             str(sample / "class_names.txt"), "--native", "convert", "--allow-root", str(sample), "--output", str(out)]
 
 
+def refused_in_one_line(capsys, argv: list[str]) -> str:
+    """The one line ``argv`` ends in, run in this process (``_cli.main``), checked to be a usage
+    error (exit 2) with nothing on stdout and no traceback."""
+    from totask_manifest._cli import main
+
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert out == "" and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(

@@ -12,21 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.jobs_helpers import REPO, run_cli, sample_job_args
-from totask_manifest._cli import main
+from tests.jobs_helpers import refused_in_one_line as refused
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
 SAMPLE = str(REPO / "sample_data" / "manifest.jsonl")
 MEMORY = "is memory://, which lives in this process only and is gone when the command ends; give a local path, file:// or s3://"
-
-
-def refused(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
-    """The one line ``argv`` ends in, checked to be a usage error (exit 2) with nothing on stdout."""
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert out == "" and len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.mark.parametrize("argv", [

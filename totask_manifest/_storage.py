@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import random
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -100,6 +101,46 @@ def refuse_folder_name(url: str) -> None:
     way and a file named ``reports`` written, exit 0, where the user asked for a folder."""
     if os.fspath(url).endswith(("/", os.sep)):  # a pathlib.Path too (write_lines takes one)
         raise StorageError(f"cannot write {redact_url(url)}: it ends in '/', a folder's name; give the file's name")
+
+
+#: what a node that is not a regular file is called, by its ``stat`` test (a folder is refused by the write itself)
+_SPECIAL_FILES = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def refuse_special_file(url: str) -> None:
+    """Refuse a local output path where a device, FIFO or socket stands (``-o /dev/null``,
+    ``convert m dev/fifo``): the atomic write renames a regular file over whatever holds the
+    name, so the node was replaced, exit 0 (run as root, ``-o /dev/full`` replaced the system's).
+    The rename replaces a link itself, never its target: a link to a regular file is replaced by
+    the output (the file it named stays as it was); a link to such a node (``/dev/stdout`` on a
+    terminal or a pipe) is refused as the node is, since the link is what the user meant to write."""
+    local = _local_path(url)
+    try:
+        mode, link = (os.lstat(local).st_mode, "") if local is not None else (0, "")
+        if stat.S_ISLNK(mode):
+            mode, link = os.stat(local).st_mode, "a link to "
+    except (OSError, ValueError):  # nothing there yet (or a link to nothing): the write says what it finds
+        return
+    for is_kind, kind in _SPECIAL_FILES:
+        if is_kind(mode):
+            raise StorageError(f"cannot write {redact_url(url)}: it is {link}{kind}, not a regular file, and the "
+                               "output would replace it; give a regular file's path")
+
+
+def refuse_file_output(url: str) -> None:
+    """The checks of a file's output path that need nothing read: every atomic write makes them
+    (``AtomicWriter``), and the commands make them first, before the work the file holds."""
+    refuse_folder_name(url)
+    refuse_special_file(url)
+
+
+def _local_path(url: str) -> str | None:
+    """The local path ``url`` names, or None for a URL of another file system."""
+    if (local := plain_local_path(url)) is not None:
+        return local
+    fs, path = url_to_fs(url)
+    return path if is_local(fs) else None
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -251,7 +292,7 @@ class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
     def __init__(self, url: str) -> None:
-        refuse_folder_name(url)
+        refuse_file_output(url)
         self.url = url
         self.fs, self.path = url_to_fs(url)
         self._file: Any = None

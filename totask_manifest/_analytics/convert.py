@@ -30,7 +30,7 @@ from .._storage import (
     is_dir,
     is_local,
     redact_url,
-    refuse_folder_name,
+    refuse_file_output,
     refuse_output_over_input,
     url_to_fs,
 )
@@ -183,7 +183,7 @@ def convert(
     refuse_output_over_input(src, dst)
     refuse_output_in_job(dst)
     if to != "yolo":  # one file: before anything is read
-        refuse_folder_name(dst)
+        refuse_file_output(dst)
     if to != "manifest":  # an export (an import's name is held to the naming rules)
         refuse_not_an_attribute(label_attribute)
     src_fmt = from_format or guess_format(src)

@@ -22,7 +22,7 @@ from .._jobs.selection import needs_label
 from .._manifest.io import blank_held, read_lines, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
-from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
+from .._storage import AtomicWriter, redact_url, refuse_file_output, refuse_output_over_input
 from .labels import references_base, routed
 
 #: why a line was left out, in the order reports list them
@@ -136,7 +136,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     refuse_empty_path(dst, "output (dst)")
     refuse_output_over_input(src, dst)
     refuse_output_in_job(dst)
-    refuse_folder_name(dst)
+    refuse_file_output(dst)
     refuse_not_an_attribute(label_attribute)
     remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)
     result = LabeledOnly(src, dst, label_attribute, base=references_base(src))

@@ -55,7 +55,7 @@ from .._storage import (
     read_bytes,
     redact_secret_url,
     redact_url,
-    refuse_folder_name,
+    refuse_file_output,
     refuse_output_over_input,
     url_to_fs,
     write_bytes_atomic,
@@ -421,7 +421,7 @@ def write_report(
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)
     refuse_output_in_job(output, own_job=job_url)
-    refuse_folder_name(output)  # before the images are fetched
+    refuse_file_output(output)  # before the images are fetched
     html, n_tiles, n_failures, (invalid, too_long) = _render(job_url, samples=samples, fetch_options=fetch_options,
                                                              max_image_pixels=max_image_pixels)
     remove_stale_temporaries(output)  # what a report to the same place killed before left (kill -9)

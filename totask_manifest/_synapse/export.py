@@ -36,7 +36,7 @@ import orjson
 from .._errors import FatalSynapseError, StorageError, UsageError, counted
 from .._folders import not_writable
 from .._stale_temporaries import remove_stale_temporaries
-from .._storage import AtomicWriter, is_local, redact_url, url_to_fs
+from .._storage import AtomicWriter, is_local, redact_url, refuse_file_output, url_to_fs
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -116,7 +116,9 @@ class ExportResult:
 
 def _check_writable(output: str) -> None:
     """Refuse an output folder that cannot be written before spending the fetch on it (local paths;
-    an object store's permissions only show on the write itself, which fails just as clearly)."""
+    an object store's permissions only show on the write itself, which fails just as clearly),
+    and a name the write would refuse (a folder's, a device's or a FIFO's)."""
+    refuse_file_output(output)
     fs, path = url_to_fs(output)
     if not is_local(fs):
         return
