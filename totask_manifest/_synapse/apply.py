@@ -180,6 +180,9 @@ class _ApplyRun:
         #: what stopped the run (the writes went well: nothing is rolled back)
         self.caller_error: Exception | None = None
         self.caller_stopped = False
+        #: the lines whose write is on its way (sent, not yet answered): a stop that comes to one of
+        #: them is its failure; to any other task, it came before anything was sent (``_stopped``)
+        self._writing: set[int] = set()
 
     def _emit(self, result: TaskResult) -> None:
         """Count ``result``, then hand it to ``on_result``. An exception of the callback is the
@@ -364,33 +367,45 @@ class _ApplyRun:
         try:
             result = await self._decide_and_write(p, own)
             self._say(self.breaker.success())
-            if result is None:  # looked at again after the run
-                return
         except TokenRejected as exc:
             if p.project is not None and not await self.token.refused(p.project):
                 # the token still works (its check answered): this request alone was refused
                 self._say(self.breaker.success())
                 result = TaskResult(p.line, p.task_id, FAILED, one_request_refused(exc, p.project))
             else:
-                self.breaker.trip(f"the token was refused ({exc})")
-                result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
+                result = self._stopped(p, exc, f"the token was refused ({exc})")
         except BackendMoved as exc:
-            self.breaker.trip(f"the backend moved ({exc})")
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
+            result = self._stopped(p, exc, f"the backend moved ({exc})")
         except BackendUnavailable as exc:
             # held until the next task says whether the backend is down: then, with the writes in flight
             # failing the same way, said once, in the summary (``Breaker``)
             self._say(self.breaker.unavailable(str(exc), TaskResult(p.line, p.task_id, FAILED, str(exc))))
             return
         except NotFound as exc:
-            gone = p.project is not None and await self._project_gone(p.project)
-            if gone:
-                self.breaker.trip(project_gone(p.project, self.aio.settings))
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=gone)
+            if p.project is not None and await self._project_gone(p.project):
+                result = self._stopped(p, exc, project_gone(p.project, self.aio.settings))
+            else:
+                result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except SynapseHTTPError as exc:
             self._say(self.breaker.success())
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
-        self._emit(result)
+        finally:
+            self._writing.discard(p.line)
+        if result is not None:  # None: looked at again after the run, or not reached
+            self._emit(result)
+
+    def _stopped(self, p: Planned, exc: SynapseHTTPError, reason: str) -> TaskResult | None:
+        """The run stops for ``reason`` (a refused token, a moved backend, the project gone), which
+        ``exc`` brought to ``p``'s task. Where its write was out, the line failed with the stop
+        (said once, in the summary); where the stop came as its data was read, nothing was sent for
+        it, and it is None: a line the run did not reach, as the lines after it, and as a stop the
+        window's listing met leaves them (``_feed``). A wrong ``SYNAPSE_HOST`` answering 404 to
+        every path said "20 failed" of a run that had sent nothing, where a wrong token said "20
+        lines not reached: nothing was sent for them"."""
+        self.breaker.trip(reason)
+        if p.line not in self._writing:
+            return None
+        return TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
 
     def _say(self, results: list[TaskResult]) -> None:
         for result in results:
@@ -429,6 +444,7 @@ class _ApplyRun:
                                        data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         self.sent += 1
+        self._writing.add(p.line)
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema,
                                                        on_attempt=self.journal.attempts(p.task_id, p.new_hash))
