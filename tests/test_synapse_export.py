@@ -507,6 +507,30 @@ def test_a_listing_short_once_is_listed_again_and_finds_the_task(synapse, monkey
     assert result.unmatched_warnings() == []
 
 
+def test_a_task_listed_and_counted_twice_in_every_listing_is_no_short_listing(synapse, monkeypatch, tmp_path,
+                                                                                caplog) -> None:
+    """A filter through a join without ``distinct()``: every listing holds a task twice and counts it
+    twice. Its distinct tasks (5) against its count (6) called it short, and every export stopped
+    after 3 listings ("tasks would have been left out") though every task was listed."""
+    pid = synapse.seed(5)
+    paginate = synapse._paginate
+
+    def twice(request, items, render=None):
+        response = paginate(request, items, render)
+        if request.path != "/sdk/tasks/":
+            return response
+        body = orjson.loads(response.body)
+        body["results"].append(body["results"][0])
+        body["count"] += 1
+        return json_response(body)
+
+    monkeypatch.setattr(synapse, "_paginate", twice)
+    result = export_tasks(pid, str(tmp_path / "out.manifest"), client=fast_client(synapse))
+    assert result.exported == 5 and result.listings == 2 and result.listing_changed is None, result
+    assert (f"the task listing of project {pid} lists 1 task again in each listing, and counts them (the backend "
+            "counted 6 tasks, 5 are distinct): every task was listed, each exported once") in caplog.text
+
+
 def test_a_listing_of_one_listing_short_stops_at_once(synapse, monkeypatch, tmp_path) -> None:
     """With no listing left to make, a short one stops as a second short one does (``Listing``'s
     ``passes``: the last listing short is never taken for a whole one)."""

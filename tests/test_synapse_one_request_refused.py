@@ -3,7 +3,8 @@ that task fails alone, as in the SDK (its ToTask counts any error of a task as t
 
 * a 5xx that persists on one task's read (``GET tasks/{id}/``, after the retries: a serializer bug
   on one task's data) aborted the whole export and ``run`` (nothing written, ``total_tasks 0``);
-  only 5xx on ``Breaker``'s tasks in a row is the backend down, which still stops the command;
+  only 5xx on ``Breaker``'s tasks in a row (none sent after another task was answered) is the
+  backend down, which still stops the command;
 * a 401 on one request (one write, one read) ended the run as "token revoked" although the token
   kept working (a write's 401 even rolled back the good writes and still counted them as
   successes): a 401 is the token's only when ``GET projects/{id}/`` is refused too.
@@ -12,14 +13,21 @@ Real contract server and file server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from tests.support.parity_seed import seed_parity
+from tests.test_sdk_parity import PAGE, _run_ours
+from tests.test_sdk_parity import TOKEN as PARITY_TOKEN
 from totask_manifest import ToTaskAction
 from totask_manifest._cli import main
+from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.client import BackendUnavailable
 from totask_manifest._synapse.export import export_tasks
-from totask_manifest.testing.builders import TOKEN, fast_client, seed_tasks
+from totask_manifest.testing.builders import TOKEN, fast_client, make_job, seed_tasks
+from totask_manifest.testing.file_server import FileServer
 from totask_manifest.testing.recording import Fault
+from totask_manifest.testing.synapse_server import SynapseServer
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -71,8 +79,8 @@ def test_5xx_on_three_tasks_in_a_row_is_the_backend_down_and_stops_the_export(sy
                                                                               tmp_path) -> None:
     pid = seed_tasks(synapse, files, 5)
     synapse.add_fault(Fault(status=500, method="GET", path=r"^/tasks/\d+/$", times=None))
-    with pytest.raises(BackendUnavailable, match=r"^the Synapse backend is unavailable \(3 tasks in a row failed; "
-                                                 r"last: Synapse answered 500"):
+    with pytest.raises(BackendUnavailable, match=r"^the Synapse backend is unavailable \(3 tasks in a row failed "
+                                                 r"with no answer from it between them; last: Synapse answered 500"):
         export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
     assert not (tmp_path / "out.manifest").exists()
 
@@ -87,7 +95,7 @@ def test_a_401_on_one_write_fails_that_task_alone_when_the_token_still_works(syn
     pid, ids, result = run_with_third_task_failing(synapse, files, tmp_path, 401, "PUT", "annotate_task_data/")
     assert result["failures"] == [{"task_id": ids[2], "error": (
         f"Synapse answered 401 to PUT /tasks/{ids[2]}/annotate_task_data/, while the same token was accepted for "
-        f"GET projects/{pid}/: this request alone was refused (the token was not revoked)")}]
+        f"GET /projects/{pid}/: this request alone was refused (the token was not revoked)")}]
     assert len(synapse.requests_to("PUT")) == 5  # one each: no rollback of the 4 good writes
     assert sum(1 for t in synapse.project_tasks(pid) if t["data"]) == 4
 
@@ -132,3 +140,113 @@ def test_writes_a_fatal_stops_rollback_undoes_are_not_counted_successes(synapse,
     assert not any(t["data"] for t in synapse.project_tasks(pid))
     assert result["metrics"] == {"total": 5, "success": 0, "failed": 1, "stand_by": 4}, result
     assert result["success_count"] == 0, result
+
+
+def test_three_broken_tasks_scattered_in_one_window_fail_alone(synapse, files, client, tmp_path) -> None:
+    """Their reads, retried, finish after the window's 17 good reads: counted in the order reads
+    finish, they were "3 tasks in a row" and stopped the export as a backend down (nothing written)."""
+    pid = seed_tasks(synapse, files, 20)
+    ids = task_ids(synapse, pid)
+    broken = [ids[3], ids[10], ids[17]]
+    for task in broken:
+        synapse.add_fault(Fault(status=500, method="GET", path=rf"^/tasks/{task}/$", times=None))
+    result = export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    assert result.exported == 17 and [s["task_id"] for s in result.skipped] == broken, result.skipped
+    assert len((tmp_path / "out.manifest").read_bytes().splitlines()) == 17
+
+
+def test_apply_fails_three_broken_writes_alone_among_concurrent_good_ones(synapse, files, client, tmp_path) -> None:
+    """apply's writes in flight together: the three refused with 500 (retried at the end) finish after
+    the good ones, and were an outage by the order they finished in: the 9 good writes rolled back."""
+    pid = seed_tasks(synapse, files, 12)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    ids = task_ids(synapse, pid)
+    broken = [ids[1], ids[5], ids[9]]
+    for task in broken:
+        synapse.add_fault(Fault(status=500, method="PUT", path=rf"^/tasks/{task}/annotate_task_data/$", times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=12)
+    assert report.fatal is None, report.summary()
+    assert report.totals["applied"] == 9 and sorted(r.task_id for r in report.results if r.status == "failed") == broken
+    assert sum(1 for t in synapse.project_tasks(pid) if t["data"]) == 9
+
+
+def test_apply_judges_a_401_on_the_bulk_reads_probe_as_any_other_read(synapse, files, client, tmp_path,
+                                                                     capsys) -> None:
+    """The window's listing is checked against its first task's own GET: a 401 there stopped the run
+    as "token was refused" with no check, where the same 401 on another task failed that task alone."""
+    pid = seed_tasks(synapse, files, 6)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    ids = task_ids(synapse, pid)
+    refused = ids[0]  # the probe: the first task of the first window
+    synapse.add_fault(Fault(status=401, method="GET", path=rf"^/tasks/{refused}/$", times=None))
+    assert main(["apply", str(make_job(tmp_path, export))]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "5 applied" in out and "1 failed" in out, out
+    assert sorted(t["id"] for t in synapse.project_tasks(pid) if not t["data"]) == [refused]
+
+
+def test_a_401_whose_check_gets_no_answer_says_so_not_accepted(synapse, files, tmp_path) -> None:
+    """Only an answered check proves the token works: a 500 to it was said "the same token was
+    accepted for GET projects/P/ ... (the token was not revoked)"."""
+    pid = seed_tasks(synapse, files, 5)
+    ids = task_ids(synapse, pid)
+    synapse.add_fault(Fault(status=401, method="GET", path=rf"^/tasks/{ids[2]}/$", times=None))
+    synapse.add_fault(Fault(status=500, method="GET", path=rf"^/projects/{pid}/$", skip=1, times=None))
+    result = export_tasks(pid, str(tmp_path / "out.manifest"), client=fast_client(synapse))
+    assert result.exported == 4 and [s["task_id"] for s in result.skipped] == [ids[2]]
+    reason = result.skipped[0]["reason"]
+    assert reason.startswith(f"Synapse answered 401 to GET /tasks/{ids[2]}/; the token's check, GET /projects/{pid}/, "
+                             "got no answer that tells whether the token was revoked (Synapse answered 500"), reason
+    assert reason.endswith("): this task alone failed") and "accepted" not in reason, reason
+
+
+def test_a_project_that_is_no_id_is_not_asked_a_401_is_the_tokens(synapse, files, client, tmp_path) -> None:
+    """apply's project comes from the line: ``"project": true`` asked ``GET projects/True/`` (a 404),
+    then said the token was not revoked."""
+    pid = seed_tasks(synapse, files, 3)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    lines = [orjson.loads(line) for line in export.read_bytes().splitlines()]
+    for line in lines:
+        line["synapse"]["project"] = True
+    export.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    ids = task_ids(synapse, pid)
+    synapse.add_fault(Fault(status=401, method="PUT", path=rf"^/tasks/{ids[1]}/annotate_task_data/$", times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=1, bulk_reads=False)
+    assert report.fatal is not None and "token was refused" in report.fatal, report.summary()
+    assert not synapse.requests_to("GET", r"^/projects/True/")
+
+
+def _inference_run(tmp_path, revoked: bool) -> tuple[int, dict | None, str, SynapseServer]:
+    """``run`` with the inference method (the parity seed: 7 tasks, pages of 3), the 3rd inference
+    POST answered 401; ``revoked``: the token's check refused too."""
+    files = FileServer().start()
+    server = SynapseServer(tokens=(PARITY_TOKEN,), max_page_size=PAGE).start()
+    try:
+        seed = seed_parity(server, files)
+        server.add_fault(Fault(status=401, method="POST", path="^/plugins/", skip=2, times=1))
+        if revoked:
+            server.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", skip=1, times=None))
+        rc, result, tail = _run_ours(server, seed, seed.inference_params(), tmp_path)
+        return rc, result, tail, server
+    finally:
+        server.stop()
+        files.stop()
+
+
+def test_run_inference_a_lone_401_fails_that_line_alone(tmp_path) -> None:
+    rc, result, tail, server = _inference_run(tmp_path, revoked=False)
+    assert rc == 0 and result is not None and result["status"] == "SUCCEEDED", tail
+    lone = [f for f in result["failures"] if "401" in f["error"]]
+    assert len(lone) == 1 and lone[0]["error"].startswith("not-labeled: inference: Synapse answered 401 to POST "), lone
+    assert "while the same token was accepted for GET /projects/" in lone[0]["error"], lone
+    assert server.requests_to("PUT"), tail
+
+
+def test_run_inference_a_401_the_check_confirms_stops_the_run(tmp_path) -> None:
+    rc, result, tail, server = _inference_run(tmp_path, revoked=True)
+    assert rc == 1 and result is not None and result["status"] == "FAILED", tail
+    assert "401" in result["message"], result
+    assert not server.requests_to("PUT"), tail

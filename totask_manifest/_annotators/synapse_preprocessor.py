@@ -250,13 +250,13 @@ class PreProcessorAnnotator(BatchAnnotator):
 
 
 async def _refused_alone(exc: TokenRejected, item: Item, token: TokenCheck, what: str) -> Outcome:
-    """A 401 to one line's request: that line's failure while the token's own check (its project's
-    GET) is accepted, as the SDK fails that task alone; raised when the token is refused there too
-    (revoked: every later request would be), which stops the job as before."""
-    from .._synapse.workers import one_request_refused
+    """A 401 to one line's request: that line's failure unless the token's own check finds the token
+    refused too (``workers.refused_alone``, the rule apply and export use); raised then (revoked:
+    every later request would be), which stops the job as before."""
+    from .._synapse.workers import refused_alone
 
     synapse = item.record.get("synapse")
-    project = synapse.get("project") if isinstance(synapse, dict) else None
-    if not isinstance(project, int) or isinstance(project, bool) or await token.refused(project):
+    alone = await refused_alone(token, exc, synapse.get("project") if isinstance(synapse, dict) else None)
+    if alone is None:
         raise exc
-    return Failed(f"{what}: {one_request_refused(exc, project)}")
+    return Failed(f"{what}: {alone}")

@@ -73,7 +73,7 @@ from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import LANDING_SECONDS, other_host, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker, TokenCheck, check_concurrency, one_request_refused, other_unit, project_gone
+from .workers import Breaker, TokenCheck, check_concurrency, other_unit, project_gone, refused_alone
 
 log = logging.getLogger(__name__)
 
@@ -299,8 +299,12 @@ class _ApplyRun:
         try:
             await self.current.load(window[0].project, [p.task_id for p in window])
         except TokenRejected as exc:
-            self.breaker.trip(f"the token was refused ({exc})")
-            return
+            # the one rule for a 401 (``refused_alone``): the listing's or its probe's 401 alone is no
+            # revoked token; the window's tasks are then read one by one, each 401 judged as its task's
+            if await refused_alone(self.token, exc, window[0].project) is None:
+                self.breaker.trip(f"the token was refused ({exc})")
+                return
+            self.current.off(f"{exc.method} {exc.path} was refused (401) while the token's check was not")
         except BackendUnavailable as exc:  # no connection at all (``CurrentData.load``): nothing of the window sent
             self.breaker.trip(f"the Synapse backend is unavailable ({exc})")
             return
@@ -364,14 +368,15 @@ class _ApplyRun:
     # -- one task ----------------------------------------------------------------------------------------
 
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
+        sent = self.breaker.mark()
         try:
             result = await self._decide_and_write(p, own)
             self._say(self.breaker.success())
         except TokenRejected as exc:
-            if p.project is not None and not await self.token.refused(p.project):
-                # the token still works (its check answered): this request alone was refused
+            if (alone := await refused_alone(self.token, exc, p.project)) is not None:
+                # not the token's (its check answered, or could not tell): this request alone was refused
                 self._say(self.breaker.success())
-                result = TaskResult(p.line, p.task_id, FAILED, one_request_refused(exc, p.project))
+                result = TaskResult(p.line, p.task_id, FAILED, alone)
             else:
                 result = self._stopped(p, exc, f"the token was refused ({exc})")
         except BackendMoved as exc:
@@ -379,7 +384,7 @@ class _ApplyRun:
         except BackendUnavailable as exc:
             # held until the next task says whether the backend is down: then, with the writes in flight
             # failing the same way, said once, in the summary (``Breaker``)
-            self._say(self.breaker.unavailable(str(exc), TaskResult(p.line, p.task_id, FAILED, str(exc))))
+            self._say(self.breaker.unavailable(str(exc), TaskResult(p.line, p.task_id, FAILED, str(exc)), since=sent))
             return
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):

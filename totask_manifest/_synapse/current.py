@@ -58,16 +58,16 @@ class CurrentData:
         except BackendUnavailable as exc:
             if exc.unreachable:  # no connection after every retry: a GET per task would wait as long, each
                 raise
-            self._off(f"the task listing failed ({exc.status})")
+            self.off(f"the task listing failed ({exc.status})")
             return
         except SynapseHTTPError as exc:
-            self._off(f"the task listing failed ({exc.status})")
+            self.off(f"the task listing failed ({exc.status})")
             return
         results = page.get("results") if isinstance(page, dict) else page
         found = {r["id"]: (r["data"], unit_id(r)) for r in results or []
                  if isinstance(r, dict) and r.get("id") in wanted and "data" in r}
         if len(found) * 2 < len(task_ids):
-            self._off(f"the task listing answered for {len(found)} of {len(task_ids)} tasks")
+            self.off(f"the task listing answered for {len(found)} of {len(task_ids)} tasks")
             return
         if not self._verified:
             probe = next(iter(found))
@@ -76,15 +76,15 @@ class CurrentData:
             except (TokenRejected, BackendMoved):
                 raise
             except SynapseHTTPError as exc:
-                self._off(f"could not check the listing against task {probe} ({exc.status})")
+                self.off(f"could not check the listing against task {probe} ({exc.status})")
                 return
             if data_hash(own.get("data") if isinstance(own, dict) else None) != data_hash(found[probe][0]):
-                self._off("the task listing's data differs from the task's own")
+                self.off("the task listing's data differs from the task's own")
                 return
             self._verified = True
         self._data.update(found)
 
-    def _off(self, why: str) -> None:
+    def off(self, why: str) -> None:
         log.debug("one GET per task from now on: %s", why)
         self.bulk = False  # windows already loaded passed the checks and stay usable
 

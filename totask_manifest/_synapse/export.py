@@ -58,7 +58,7 @@ from .listing import Listing
 from .query import split_lookup
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
-from .workers import Breaker, TokenCheck, one_request_refused
+from .workers import Breaker, TokenCheck, refused_alone
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +277,16 @@ class _TaskReads:
         self.token = TokenCheck(aio)
 
     async def line(self, task_id: int) -> tuple[bytes | None, str]:
+        sent = self.breaker.mark()
         try:
             answer = await _task_line(self.aio, self.project, task_id)
         except TokenRejected as exc:
-            if await self.token.refused(self.project):
+            reason = await refused_alone(self.token, exc, self.project)
+            if reason is None:
                 raise
-            answer = None, one_request_refused(exc, self.project)
+            answer = None, reason
         except BackendUnavailable as exc:
-            self.breaker.unavailable(str(exc))
+            self.breaker.unavailable(str(exc), since=sent)
             if self.breaker.tripped:
                 raise BackendUnavailable(self.breaker.fatal, status=exc.status, method=exc.method,
                                          path=exc.path, unreachable=exc.unreachable) from None

@@ -73,10 +73,11 @@ class Listing:
         for listing in range(1, self.passes + 1):
             self.listings = listing
             counts: list[int] = []
-            added = 0
+            added = rows = 0
             repeated = False
             async with contextlib.aclosing(self.aio.iter_tasks(self.params, counts)) as tasks:
                 async for item in tasks:
+                    rows += 1
                     tid = item.get("id")
                     if not isinstance(tid, int) or isinstance(tid, bool):
                         raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
@@ -100,7 +101,7 @@ class Listing:
                     yield tid
             if first_count is None and counts:
                 first_count = counts[0]
-            what = self._why_again(listing, counts, added, repeated, was_short)
+            what = self._why_again(listing, counts, added, repeated, was_short, rows)
             if what is None:
                 self.changed = None
                 return
@@ -110,13 +111,18 @@ class Listing:
                 log.info("the task listing %s: listing again (%d of at most %d listings), to export the tasks "
                          "it missed", what, listing + 1, self.passes)
 
-    def _why_again(self, listing: int, counts: list[int], added: int, repeated: bool, was_short: bool) -> str | None:
+    def _why_again(self, listing: int, counts: list[int], added: int, repeated: bool, was_short: bool,
+                   rows: int) -> str | None:
         """Why listing ``listing`` (its pages' ``counts``, ``added`` tasks new to it) is to be listed
         again, None when it is whole. One that kept its count but listed fewer distinct tasks than
         that count, all listings together, came back short: a page held fewer tasks than it should
         (it shifted under an edit), so it is listed again once; short again, nothing new found, it
         stops (``FatalSynapseError``) rather than leave the tasks it never listed out in silence.
-        More tasks than the count is a shift too, noticed by the task listed twice."""
+        More tasks than the count is a shift too, noticed by the task listed twice.
+
+        Short means fewer ``rows`` than the count, not fewer distinct tasks: a backend that lists a
+        task twice on every listing (a join without ``distinct()``) counts it twice too; every task
+        was listed then, and calling it short stopped every export of the project after 3 listings."""
         shifted = next((c for c in counts if c != counts[0]), None) if counts else None
         if shifted is not None:
             return f"changed while it was read (the backend counted {counts[0]} tasks, then {shifted})"
@@ -125,6 +131,11 @@ class Listing:
         if repeated:
             return "changed while it was read (it listed a task twice)"
         if not counts or self.returned >= counts[0]:
+            return None
+        if rows >= counts[0]:
+            log.warning("the task listing of project %s lists %s again in each listing, and counts them (the backend "
+                        "counted %d tasks, %d are distinct): every task was listed, each exported once",
+                        self.params.get("project"), counted(rows - self.returned, "task"), counts[0], self.returned)
             return None
         numbers = (f"the backend counted {counts[0]} tasks, {self.returned} "
                    f"{'was' if self.returned == 1 else 'were'} listed")

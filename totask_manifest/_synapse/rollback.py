@@ -301,6 +301,7 @@ async def rollback_async(
 
     async def restore(history: TaskHistory) -> None:
         tid = history.task_id
+        sent = breaker.mark()
         try:
             task = await aio.get_task(tid, DETAIL)
             if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
@@ -342,7 +343,7 @@ async def rollback_async(
             result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             result = RestoreResult(tid, FAILED, str(exc))
-            breaker.unavailable(str(exc), result)  # once it trips, this and those before it: said once, in the summary
+            breaker.unavailable(str(exc), result, since=sent)  # once it trips, this and those before it: said once, in the summary
         except NotFound as exc:
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)

@@ -5,7 +5,8 @@ manifest is read as fast as tasks finish, never held whole in memory) until it r
 fatal error is declared. A fatal error is one after which no task can succeed: the token was
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
-connection, each after its own retries: ``Breaker``, the one rule for apply, rollback and export).
+connection, each after its own retries, none of them sent before the backend's last answer to a task:
+``Breaker``, the one rule for apply, rollback and export).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class Breaker:
     """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
     their results until the next task says whether the backend is down.
 
+    "In a row" is not the order failures finish in: a read that fails is retried with backoff, so it
+    finishes after every good read started with it, and three broken tasks anywhere in an export's
+    window of 256 (or among apply's 32 writes in flight) were called an outage while the backend
+    answered all the others. A failure counts only when its task was sent after the backend's last
+    answer to a task (``mark`` before sending, ``unavailable(..., since=mark)``): the backend then
+    answered nothing from the first counted task's sending to the last one's failure. One sent
+    before an answer came is its task's failure alone, said at once: the backend answered meanwhile.
+
     Why hold them: the failures before the one that trips the breaker were said one by one (`task
     1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
     Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); a task
@@ -45,6 +54,7 @@ class Breaker:
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
         self._held: list[Any] = []
+        self._answers = 0
 
     @property
     def tripped(self) -> bool:
@@ -54,23 +64,33 @@ class Breaker:
         if self.fatal is None:
             self.fatal = reason
 
+    def mark(self) -> int:
+        """Taken before a task's requests are sent: given back to ``unavailable``, it tells whether
+        the backend answered another task while this one was tried."""
+        return self._answers
+
     def success(self) -> list[Any]:
         """The backend answered a task: the unavailable failures held are failures of their own
         (returned, to be said)."""
+        self._answers += 1
         self._unavailable_in_a_row = 0
         return self.release()
 
-    def unavailable(self, reason: str, result: Any = None) -> list[Any]:
+    def unavailable(self, reason: str, result: Any = None, *, since: int | None = None) -> list[Any]:
         """``result`` (a result with a ``fatal`` flag; None: nothing to hold, as for export, whose
-        skipped task is the same whether the backend is down or not) failed for want of an answer.
-        Returns what may be said now: nothing while it may be an outage (held); once this trips the
+        skipped task is the same whether the backend is down or not) failed for want of an answer;
+        ``since``: ``mark`` taken before its task was sent (None: counted, as a task sent alone).
+        Returns what may be said now: ``result`` alone when the backend answered another task since
+        (no sign of an outage); nothing while it may be an outage (held); once this trips the
         breaker, or it has tripped, every result held and this one, marked ``fatal``."""
+        if since is not None and since != self._answers and not self.tripped:
+            return [] if result is None else [result]
         self._unavailable_in_a_row += 1
         if result is not None:
             self._held.append(result)
         if self._unavailable_in_a_row >= self.threshold:
-            self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed; "
-                      f"last: {reason})")
+            self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed "
+                      f"with no answer from it between them; last: {reason})")
         if not self.tripped:
             return []
         for held in self._held:
@@ -90,36 +110,52 @@ class TokenCheck:
     Why: a 401 ended the whole run ("token revoked") though the token went on working for every
     other request (a plugin-run proxy's or a per-object check's 401): the SDK fails that task alone,
     and apply then rolled back good writes with the very token called revoked. A token the check
-    is refused too is revoked: remembered, so the other requests in flight do not ask again. A
-    check that gets no verdict (a 5xx, no connection) does not call the token revoked: the task
-    fails alone, and a backend that is down stops the run by ``Breaker``'s rule."""
+    is refused too is revoked: remembered, so the other requests in flight do not ask again. Only
+    an answered check (2xx) proves the token works; one that gets no verdict (a 5xx, no connection,
+    a 403, a 404, a redirect) cannot tell: the task fails alone, saying so, and a backend that is
+    down stops the run by ``Breaker``'s rule, its other tasks failing too."""
 
     def __init__(self, aio: AsyncSynapseClient) -> None:
         self.aio = aio
         self.revoked = False
         self._asking = asyncio.Lock()
 
-    async def refused(self, project: int | None) -> bool:
-        """Whether the token itself is refused (checked with ``project``'s GET; without a project
-        there is nothing to ask, and a 401 is taken as the token's, as it always was)."""
-        if project is None:
-            return True
+    async def got(self, project: int) -> SynapseHTTPError | None:
+        """What ``project``'s GET got: None when answered (the token works), ``TokenRejected`` when
+        refused (remembered: the token is revoked), else the error that gave no verdict."""
         async with self._asking:  # the 401s of the writes in flight together: one check, not 32
-            if not self.revoked:
-                try:
-                    await self.aio.get_project(project)
-                except TokenRejected:
-                    self.revoked = True
-                except SynapseHTTPError:
-                    pass
-        return self.revoked
+            if self.revoked:
+                return TokenRejected("the token was refused before", status=401, method="GET",
+                                     path=f"/projects/{project}/")
+            try:
+                await self.aio.get_project(project)
+            except TokenRejected as exc:
+                self.revoked = True
+                return exc
+            except SynapseHTTPError as exc:
+                return exc
+        return None
 
 
-def one_request_refused(exc: TokenRejected, project: int) -> str:
-    """A task's failure for a 401 its request alone got (``TokenCheck``): names the request and why
-    the run went on, without the error's advice to check the token, which was accepted."""
-    return (f"Synapse answered 401 to {exc.method} {exc.path}, while the same token was accepted for "
-            f"GET projects/{project}/: this request alone was refused (the token was not revoked)")
+async def refused_alone(token: TokenCheck, exc: TokenRejected, project: Any) -> str | None:
+    """The one rule for a 401 to one task's request, in apply, export and ``run``'s inference: the
+    reason that task fails alone, or None when the token itself is refused (the run stops).
+
+    Asked with ``project``'s GET (``TokenCheck``); a project that is no id (a line without one, or
+    ``"project": true``) has nothing to ask, and the 401 is taken as the token's, as it always was.
+    Answered, this request alone was refused; refused too, the token is revoked; anything else is
+    no verdict, and the reason quotes what the check got."""
+    if not isinstance(project, int) or isinstance(project, bool):
+        return None
+    check = await token.got(project)
+    request = f"Synapse answered 401 to {exc.method} {exc.path}"
+    if check is None:
+        return (f"{request}, while the same token was accepted for GET /projects/{project}/: this request alone "
+                "was refused (the token was not revoked)")
+    if isinstance(check, TokenRejected):
+        return None
+    return (f"{request}; the token's check, GET /projects/{project}/, got no answer that tells whether the token "
+            f"was revoked ({check}): this task alone failed")
 
 
 async def run_pool(
