@@ -171,12 +171,15 @@ def test_a_signal_when_every_line_is_in_flight_completes_and_exits_128_plus_n(tm
     as ``job.json`` says) but the exit code says the run was asked to stop, as the README states;
     it used to exit 0, so a script that sent the signal could not tell."""
     inp = write_manifest(tmp_path / "in.manifest", 4)
-    out = tmp_path / "out"
-    proc = popen_cli(*start_args(inp, out, "inflight", delay="2", every="1"), "--concurrency", "8")
-    deadline = time.monotonic() + 30
-    while not (out / "inflight" / "job.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.7)  # the 4 lines taken, each inside its 2 s
+    out, taken = tmp_path / "out", tmp_path / "taken"
+    proc = popen_cli(*start_args(inp, out, "inflight", delay="2", every="1"), "--concurrency", "8",
+                     env={"TOY_TAKEN": str(taken)})
+    # the 4 lines handed to the toy, each inside its 2 s: a row each (a fixed 0.7 s after job.json
+    # appeared was not always enough on a loaded machine, and the SIGTERM then stopped lines not taken)
+    deadline = time.monotonic() + 60
+    while not (taken.exists() and len(taken.read_text().split()) == 4):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = (text.decode() for text in proc.communicate(timeout=60))
     assert orjson.loads((out / "inflight" / "job.json").read_bytes())["status"] == "COMPLETED", stderr

@@ -15,6 +15,16 @@ from totask_manifest._jobs.run import JobRun
 from totask_manifest._options import Options, option
 
 
+def _note_taken(items: list[Item]) -> None:
+    """A row per line the toy was handed, appended to the file ``TOY_TAKEN`` names (when set) as
+    its batch begins: a test that signals a job "while its lines are in flight" waits on these
+    rows, not on a fixed sleep that a loaded machine outlasts before the lines are taken."""
+    taken = os.environ.get("TOY_TAKEN")
+    if taken:
+        with open(taken, "a") as f:
+            f.write("".join(f"{item.index}\n" for item in items))
+
+
 def _digest(item: Item) -> int:
     src = str(item.record.get("source-ref", item.record.get("source")))
     return int(hashlib.sha256(src.encode()).hexdigest()[:8], 16)
@@ -49,6 +59,7 @@ class ToyClassifier(BatchAnnotator):
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         delay = float(self.options.delay or os.environ.get("TOY_DELAY", 0))
+        _note_taken(items)
         out: list[Outcome] = []
         for item in items:
             if delay:
