@@ -18,10 +18,10 @@ from tests.support.sessions import signals_as_a_terminal_gives_them
 SCRIPT = """
 import sys, time
 from totask_manifest import _signals
-print("ready", flush=True)
 started = time.monotonic()
 try:
     with _signals.held():
+        print("ready", flush=True)  # inside the block: a signal sent once this is read is held
         time.sleep(float(sys.argv[1]))  # a store that stalls
     print("block ended", flush=True)
     time.sleep(5)
@@ -51,7 +51,6 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 
 def test_a_second_ctrl_c_ends_a_held_block_at_once():
     proc = _start(stall=60)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert proc.poll() is None  # the first is held: the block goes on
@@ -64,7 +63,6 @@ def test_a_second_ctrl_c_ends_a_held_block_at_once():
 
 def test_one_ctrl_c_waits_for_the_block_then_is_raised():
     proc = _start(stall=1.5)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     code, out, err = _finish(proc)
     assert code == 130, (code, out, err)
@@ -73,7 +71,6 @@ def test_one_ctrl_c_waits_for_the_block_then_is_raised():
 
 def test_a_sigterm_after_a_ctrl_c_ends_it_too_and_the_ctrl_c_is_not_lost():
     proc = _start(stall=60)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     sent = time.monotonic()
