@@ -227,7 +227,9 @@ def test_ctrl_c_while_close_waits_for_the_sync_still_waits_for_it(tmp_path) -> N
     """A Ctrl-C that lands while ``close`` waits for the background sync interrupted the wait,
     and the descriptor was closed while ``fdatasync`` still used it. ``close`` now waits for the
     sync to end, closes, then raises the ``KeyboardInterrupt``."""
-    out, err, _ = _interrupt_close(tmp_path, pause=1.0, signals=1)
+    # a sync of 3 s: the Ctrl-C, sent 0.3 s after it began, must land while close still waits for
+    # it; 1 s left a loaded machine 0.7 s, and a later Ctrl-C found close already ended
+    out, err, _ = _interrupt_close(tmp_path, pause=3.0, signals=1)
     assert out.splitlines() == ["interrupted", "closed", "['open']"], (out, err)
 
 
