@@ -42,6 +42,17 @@ def wait_for_parts(out, job, minimum=1, timeout=30.0):
     raise AssertionError("job made no checkpoint in time")
 
 
+def wait_for_taken(proc, taken, count, timeout=60.0):
+    """Wait until the toy of the job ``proc`` runs was handed ``count`` lines (its ``TOY_TAKEN``
+    rows in ``taken``): a signal sent then finds them in flight, where a fixed sleep after job.json
+    appeared could come before they were taken on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not (taken.exists() and len(taken.read_text().split()) >= count):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the toy was handed no line in time"
+        time.sleep(0.02)
+
+
 def check_records_once_each(out, job, expected_total):
     indices = [r.index for r in iter_records(JobLayout(str(out / job)))]  # raises if out of order
     assert len(indices) == len(set(indices)) == expected_total
@@ -147,12 +158,9 @@ def test_resume_of_completed_job_does_nothing(tmp_path):
 def test_a_second_signal_leaves_at_once(tmp_path):
     """A line stuck in the annotator: the first SIGINT waits for it, the second does not."""
     inp = write_manifest(tmp_path / "in.manifest", 20)
-    out = tmp_path / "out"
-    proc = popen_cli(*start_args(inp, out, "twice", delay="60", every="1"))
-    deadline = time.monotonic() + 30
-    while not (out / "twice" / "job.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # inside the first line's 60 s
+    out, taken = tmp_path / "out", tmp_path / "taken"
+    proc = popen_cli(*start_args(inp, out, "twice", delay="60", every="1"), env={"TOY_TAKEN": str(taken)})
+    wait_for_taken(proc, taken, 1)  # inside the first line's 60 s
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     started = time.monotonic()
@@ -174,12 +182,9 @@ def test_a_signal_when_every_line_is_in_flight_completes_and_exits_128_plus_n(tm
     out, taken = tmp_path / "out", tmp_path / "taken"
     proc = popen_cli(*start_args(inp, out, "inflight", delay="2", every="1"), "--concurrency", "8",
                      env={"TOY_TAKEN": str(taken)})
-    # the 4 lines handed to the toy, each inside its 2 s: a row each (a fixed 0.7 s after job.json
-    # appeared was not always enough on a loaded machine, and the SIGTERM then stopped lines not taken)
-    deadline = time.monotonic() + 60
-    while not (taken.exists() and len(taken.read_text().split()) == 4):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
-        time.sleep(0.02)
+    # the 4 lines handed to the toy, each inside its 2 s (a fixed 0.7 s after job.json appeared was
+    # not always enough on a loaded machine, and the SIGTERM then stopped lines not taken)
+    wait_for_taken(proc, taken, 4)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = (text.decode() for text in proc.communicate(timeout=60))
     assert orjson.loads((out / "inflight" / "job.json").read_bytes())["status"] == "COMPLETED", stderr
