@@ -246,10 +246,10 @@ def test_a_killed_yolo_export_leaves_no_label_file_and_the_next_one_cleans_up(tm
     assert (dst / "classes.txt").read_text() == "cat\n" and (dst / "data.yaml").exists()
 
 
-#: runs the CLI with a SIGINT sent to itself the moment a file named NAME is opened for writing
-#: (by whatever means: a temporary of the atomic writer or a plain open), as a Ctrl-C would land
-SIGINT_AT_OPEN = """
-import builtins, io, os, signal, sys
+#: runs the CLI with ``at_open()`` called the moment a file named NAME is opened for writing (by
+#: whatever means: a temporary of the atomic writer or a plain open); the scripts below define it
+_AT_OPEN = """
+import builtins, io, os, sys
 name = sys.argv.pop(1)
 real_os_open, real_open = os.open, builtins.open
 def hit(path):
@@ -257,16 +257,38 @@ def hit(path):
     return base == name or base.startswith(".tmp-" + name + "-")
 def os_open(path, flags, *a, **k):
     if flags & (os.O_WRONLY | os.O_RDWR) and hit(path):
-        os.kill(os.getpid(), signal.SIGINT)
+        at_open()
     return real_os_open(path, flags, *a, **k)
 def open_(file, mode="r", *a, **k):
     if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and hit(file):
-        os.kill(os.getpid(), signal.SIGINT)
+        at_open()
     return real_open(file, mode, *a, **k)
 os.open, builtins.open, io.open = os_open, open_, open_
 from totask_manifest._cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+#: a SIGINT sent to itself there, as a Ctrl-C would land
+SIGINT_AT_OPEN = """
+import os, signal
+def at_open():
+    os.kill(os.getpid(), signal.SIGINT)
+""" + _AT_OPEN
+
+#: the first time, it writes the file ``HELD`` names there and waits (120 s at most) for the file
+#: ``RELEASE`` names: a command held part way for as long as a test needs, whatever the machine's speed
+HOLD_AT_OPEN = """
+import os, time
+from pathlib import Path
+held, release = Path(os.environ["HELD"]), Path(os.environ["RELEASE"])
+def at_open():
+    if held.exists():
+        return
+    held.touch()
+    deadline = time.monotonic() + 120
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+""" + _AT_OPEN
 
 
 @pytest.mark.slow
@@ -291,11 +313,20 @@ def test_a_second_yolo_export_to_the_same_folder_is_refused_while_one_runs(tmp_p
     """Before: both ran, and one's cleanup could remove the other's new folders and files."""
     src = boxes(tmp_path / "in.manifest", 6000)
     dst = tmp_path / "ds"
-    first = start_convert(src, dst, "yolo")
-    wait_for(lambda: any(dst.rglob("*.txt")), first, "a label file")
-    second = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", "yolo"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    held, release = tmp_path / "held", tmp_path / "release"
+    # the first held as it writes classes.txt, its label files written: the second comes while it runs
+    # (it was only started once a label file appeared, and a first export that ended before the
+    # second had started Python and its imports left nothing to refuse)
+    first = subprocess.Popen([sys.executable, "-c", HOLD_AT_OPEN, "classes.txt", "convert", str(src), str(dst),
+                              "--to", "yolo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "HELD": str(held), "RELEASE": str(release)})
+    try:
+        wait_for(held.exists, first, "classes.txt")
+        second = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to",
+                                 "yolo"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        release.touch()
     _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode == 2, second.stderr
