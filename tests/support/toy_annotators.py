@@ -40,13 +40,16 @@ class ToyOptions(Options):
 class InstrumentedToyOptions(ToyOptions):
     """The toy's options plus the files a test's instrumented toy writes or reads (``log``: a row
     per annotated line; ``built``: a row per construction; ``marker`` and ``kill_at``: a worker
-    kills itself once at that line). Declared, not read raw from ``context.options``: the API
+    kills itself once at that line; ``early``: a row per line annotated while the job folder
+    ``job`` had no checkpoint part yet). Declared, not read raw from ``context.options``: the API
     refuses option keys a method does not declare."""
 
     log: str | None = option(None, cli=False)
     built: str | None = option(None, cli=False)
     marker: str | None = option(None, cli=False)
     kill_at: int | None = option(None, cli=False)
+    job: str | None = option(None, cli=False)
+    early: str | None = option(None, cli=False)
 
 
 class ToyClassifier(BatchAnnotator):
