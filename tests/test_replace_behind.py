@@ -36,9 +36,9 @@ def test_a_large_replaced_file_is_still_open_after_the_rename_and_released_by_a_
     with AtomicWriter(str(target)) as f:
         f.write(b"new\n")
     assert target.read_bytes() == b"new\n"
-    for _ in range(100):  # the thread hands its descriptor over
-        if held:
-            break
+    deadline = time.monotonic() + 60  # 1 s, before: a thread a loaded machine runs late handed nothing yet
+    while not held:  # the thread hands its descriptor over
+        assert time.monotonic() < deadline, "no descriptor handed over"
         time.sleep(0.01)
     [fd] = held
     st = os.fstat(fd)
