@@ -34,7 +34,7 @@ def lines_and_pid(url: str, start: int, end: int | None, die_in_worker_at: int |
             Path(died).touch()
         os._exit(9)
     if parent and died:
-        for _ in range(1000):  # 10 s at most: a pool that never starts fails the test, it does not hang
+        for _ in range(6000):  # 60 s at most: a pool that never starts fails the test, it does not hang
             if os.path.exists(died):
                 break
             time.sleep(0.01)
@@ -117,7 +117,7 @@ class _SubmitAfterBreak(ProcessPoolExecutor):
 
     def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if getattr(self, "_handed", False):
-            for _ in range(1000):
+            for _ in range(6000):  # 60 s at most: on a loaded machine the manager thread may see it late
                 if self._broken:  # set by the pool's manager thread once it sees the death
                     break
                 time.sleep(0.01)
