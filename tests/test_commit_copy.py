@@ -297,5 +297,5 @@ def test_a_sink_dropped_unclosed_stops_its_hash_thread():
     thread = next(t for t in threading.enumerate() if t.name == "totask-output-sha256" and t not in before)
     del sink
     gc.collect()
-    thread.join(10)
+    thread.join(60)  # a safety net: ends as soon as the thread does
     assert not thread.is_alive()

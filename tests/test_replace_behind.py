@@ -64,7 +64,7 @@ def test_the_release_thread_closes_the_descriptor(tmp_path, monkeypatch):
         with AtomicWriter(str(target)) as f:
             f.write(b"new %d\n" % k)
     for t in [t for t in threading.enumerate() if t.name == "release-replaced"]:
-        t.join(5)
+        t.join(60)  # a safety net: ends as soon as the thread does
     assert set(os.listdir("/proc/self/fd")) <= before
 
 

@@ -55,7 +55,7 @@ def test_large_file_is_synced_while_written_and_ends_byte_identical(tmp_path, sm
     with AtomicWriter(str(target)) as f:
         for line in lines[:2_000]:  # about 90 kB: past the step
             f.write(line)
-        assert small_step.first.wait(5), "no background sync started past the step"
+        assert small_step.first.wait(60), "no background sync started past the step"
         for line in lines[2_000:]:
             f.write(line)
     assert target.read_bytes() == b"".join(lines)
