@@ -124,11 +124,14 @@ def test_a_401_the_tokens_check_confirms_still_stops_the_run(synapse, files, tmp
     assert synapse.requests_to("GET", r"^/projects/")[-1].status == 401  # the check, refused too
 
 
-def test_writes_a_fatal_stops_rollback_undoes_are_not_counted_successes(synapse, files, tmp_path) -> None:
+def test_writes_a_fatal_stops_rollback_undoes_are_not_counted_successes(synapse, files, tmp_path,
+                                                                        monkeypatch) -> None:
     """A fatal stop (here the backend moved: a 302 to the last write) rolls back the run's writes:
-    they were counted in success_count all the same (``4 applied ... rollback: 4 restored``)."""
+    they were counted in success_count all the same (``4 applied ... rollback: 4 restored``), and the
+    Synapse job's log kept their ``success`` events with nothing after them to say they were undone."""
     pid = seed_tasks(synapse, files, 5)
     ids = task_ids(synapse, pid)
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
     synapse.add_fault(Fault(status=302, method="PUT", path=rf"^/tasks/{ids[-1]}/annotate_task_data/$", times=None))
     client = fast_client(synapse)
     try:
@@ -140,6 +143,17 @@ def test_writes_a_fatal_stops_rollback_undoes_are_not_counted_successes(synapse,
     assert not any(t["data"] for t in synapse.project_tasks(pid))
     assert result["metrics"] == {"total": 5, "success": 0, "failed": 1, "stand_by": 4}, result
     assert result["success_count"] == 0, result
+    # the log is append-only and the SDK's task events say only success or failed (it never rolls
+    # back): each undone task's success event is followed by a message, as a failed task's is
+    events = [(e["data"]["task_info"]["task_id"], e["data"]["status"]) for e in synapse.logs
+              if e["event"] == "annotate_task_data"]
+    assert events == [(i, "success") for i in ids[:4]] + [(ids[4], "failed")], events
+    undone = [e for e in synapse.logs if e["event"] == "message" and "rolled back" in e["data"]["content"]]
+    assert [(e["data"]["content"], e["level"], e["step"]) for e in undone] == [
+        (f"Task {i} rolled back: its write was undone after the run stopped (counted stand_by, not success)",
+         "warning", "annotate_task_data") for i in ids[:4]], undone
+    last_event = max(k for k, e in enumerate(synapse.logs) if e["event"] == "annotate_task_data")
+    assert synapse.logs.index(undone[0]) > last_event  # said after the events it corrects
 
 
 def test_three_broken_tasks_scattered_in_one_window_fail_alone(synapse, files, client, tmp_path) -> None:

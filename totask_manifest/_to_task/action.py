@@ -392,7 +392,9 @@ class ToTaskAction:
         t = report.totals
         # the writes the fatal stop's rollback undid are no success: "4 applied ... rollback: 4 restored"
         # was success_count 4 of tasks left as they were; they are counted stand_by, written by a rerun
-        success = t[APPLIED] + t[UNCHANGED] - len(_undone(report, failed_lines))
+        undone = _undone(report, failed_lines)
+        _say_undone(reporter, undone)
+        success = t[APPLIED] + t[UNCHANGED] - len(undone)
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
         metrics = {"total": listed, "success": success, "failed": failed, "stand_by": max(0, listed - success - failed)}
         failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
@@ -420,13 +422,26 @@ class ToTaskAction:
                             self._totask)
 
 
-def _undone(report: ApplyReport, failed_lines: list[tuple[float, dict[str, Any]]]) -> set[Any]:
+def _undone(report: ApplyReport, failed_lines: list[tuple[float, dict[str, Any]]]) -> list[Any]:
     """The tasks counted applied whose write the rollback after a fatal stop put back (restored, or
-    found as before): of the tasks it undid, those not failed (a write in doubt is undone too)."""
+    found as before), in the rollback's order: of the tasks it undid, those not failed (a write in
+    doubt is undone too)."""
     if report.rollback is None:
-        return set()
+        return []
     failed = {entry["task_id"] for _, entry in failed_lines}
-    return {r.task_id for r in report.rollback.results if r.status in (RESTORED, ALREADY)} - failed
+    undone = (r.task_id for r in report.rollback.results if r.status in (RESTORED, ALREADY))
+    return [task_id for task_id in dict.fromkeys(undone) if task_id not in failed]
+
+
+def _say_undone(reporter: JobReporter, undone: list[Any]) -> None:
+    """A message in the Synapse job's log for each task whose ``success`` event the rollback made
+    untrue: the log is append-only, and the SDK's task events say only ``success`` or ``failed``
+    (it never rolls back), so the event stays and a line after it says so, as a failed task's
+    ``Task N failed: ...`` follows its event. Without it the log said 4 successes the result denied."""
+    for task_id in undone:
+        reporter.log("message", {"content": f"Task {task_id} rolled back: its write was undone after the run "
+                                            "stopped (counted stand_by, not success)"},
+                     level="warning", step="annotate_task_data")
 
 
 def annotating(listed: int | None, method: str) -> str:
