@@ -496,6 +496,11 @@ def _unreleasable(lease) -> None:
     os.mkdir(lease.path)
 
 
+#: what an unreleased lease means for the next command, as ``hold`` says it (the timeout: 60 s)
+STALE_AFTER = ("once this process has ended, the next command on this host takes it over at once; before that, or "
+               "on another host, after 60 s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+
+
 def test_a_lease_left_unreleased_by_a_failing_command_is_said_in_its_error_line(tmp_path, caplog):
     """A job failing on revoked credentials printed its lease's release failure as a warning line
     of its own before the error: the house rule is one line for one failure."""
@@ -507,8 +512,7 @@ def test_a_lease_left_unreleased_by_a_failing_command_is_said_in_its_error_line(
         _unreleasable(lease)
         raise StorageError("cannot write the part")
     assert str(raised.value).startswith(f"cannot write the part; its lease could not be released either ({job}: ")
-    assert str(raised.value).endswith("): the next command on the job takes it over at once on this host, on "
-                                      "another host after 60 s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+    assert str(raised.value).endswith(f"): {STALE_AFTER}")
     assert not [r for r in caplog.records if "release" in r.getMessage()], caplog.text
 
 
@@ -519,5 +523,71 @@ def test_a_lease_left_unreleased_by_a_command_that_succeeded_is_one_warning(tmp_
         _unreleasable(lease)
     said = [r.getMessage() for r in caplog.records if "release" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"could not release the lease on the job ({job}: "), caplog.text
-    assert said[0].endswith("the next command on the job takes it over at once on this host, on another host "
-                            "after 60 s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+    assert said[0].endswith(STALE_AFTER)
+
+
+def test_an_unreleased_lease_is_not_taken_over_at_once_while_its_process_lives(tmp_path):
+    """"The next command takes it over at once on this host" was said to a library caller (a
+    notebook, a worker) whose next ``hold`` on the job, in the same live process, was refused for
+    the timeout: on this host a holder is gone at once only once its process has ended."""
+    from totask_manifest._errors import StorageError
+
+    job = tmp_path / "j"
+    with pytest.raises(StorageError) as raised, hold(str(job), "annotate") as lease:
+        (job / "job.json").write_text("{}")
+        record = Path(lease.path).read_bytes()
+        _unreleasable(lease)
+        raise StorageError("cannot write the part")
+    assert "once this process has ended" in str(raised.value) and "before that" in str(raised.value)
+    os.rmdir(lease.path)  # the lease file as a store that refused the release keeps it: this live pid's
+    Path(lease.path).write_bytes(record)
+    stale_after = r"in use by pid \d+ .* \(a lease is stale after 60 s without a heartbeat\)"
+    with pytest.raises(JobBusyError, match=stale_after), hold(str(job), "resume"):
+        pass
+
+
+@pytest.mark.parametrize("failing", [PermissionError(13, "Permission denied"), KeyboardInterrupt()],
+                         ids=["OSError", "Ctrl-C"])
+def test_an_unreleased_lease_under_a_failure_not_ours_is_said_in_the_clis_one_line(tmp_path, capsys, caplog,
+                                                                                   failing):
+    """An ``OSError`` or a Ctrl-C failing a command whose lease could not be released got the
+    warning line of its own before the CLI's line for it: the second failure the single line was
+    meant to end. The CLI's own top-level handler (``_cli._run``) runs a command that fails so."""
+    import argparse
+
+    from totask_manifest._cli import _run
+
+    job = tmp_path / "j"
+
+    def command(args: argparse.Namespace) -> int:
+        with hold(str(job), "annotate") as lease:
+            (job / "job.json").write_text("{}")
+            _unreleasable(lease)
+            raise failing
+
+    code = _run(argparse.Namespace(command="annotate", func=command))
+    lines = capsys.readouterr().err.splitlines()
+    said = "error: Permission denied" if isinstance(failing, OSError) else "interrupted"
+    assert (code, len(lines)) == ((2, 1) if isinstance(failing, OSError) else (130, 1)), lines
+    assert lines[0].startswith(f"totask-manifest annotate: {said}; its lease could not be released either ({job}: ")
+    assert lines[0].endswith(f"): {STALE_AFTER}"), lines
+    assert not [r for r in caplog.records if "release" in r.getMessage()], caplog.text
+    # a library caller sees it where Python shows the exception: its note, printed with the traceback
+    assert failing.__notes__ == [lines[0].split("; ", 1)[1]]
+
+
+def test_an_unreleased_lease_under_a_rule_is_said_before_the_rule_tag(tmp_path):
+    """The lease's text landed after a ``ManifestError``'s ``[rule]`` tag (``... [input-empty]; its
+    lease could not ...``), and ``detail``, which callers re-raise under another line, kept the old text."""
+    from totask_manifest._errors import ManifestError
+
+    job = tmp_path / "j"
+    with pytest.raises(ManifestError) as raised, hold(str(job), "annotate") as lease:
+        (job / "job.json").write_text("{}")
+        _unreleasable(lease)
+        raise ManifestError("the manifest is empty", line=1, rule="input-empty")
+    said = str(raised.value)
+    assert said.startswith(f"line 1: the manifest is empty; its lease could not be released either ({job}: "), said
+    assert said.endswith(f"): {STALE_AFTER} [input-empty]"), said
+    assert raised.value.detail.startswith("the manifest is empty; its lease could not be released either (")
+    assert raised.value.detail.endswith(STALE_AFTER) and said == f"line 1: {raised.value.detail} [input-empty]"

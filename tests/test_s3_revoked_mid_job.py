@@ -138,9 +138,9 @@ def test_key_deleted_mid_job_one_line_then_resume_completes(job, tmp_path, monke
         assert "could not be recorded" in last and "resume with working credentials" in last, stderr
         # the lease S3 refused to release is said in that line, not in a line of its own before it
         assert "could not release" not in stderr, stderr
-        assert re.search(rf"its lease could not be released either \({re.escape(root)}/j: [^)]+\): the next command on "
-                         r"the job takes it over at once on this host, on another host after 60 s without a heartbeat",
-                         last), stderr
+        assert re.search(rf"its lease could not be released either \({re.escape(root)}/j: [^)]+\): once this process has "
+                         r"ended, the next command on this host takes it over at once; before that, or on another "
+                         r"host, after 60 s without a heartbeat", last), stderr
         assert old["secret"] not in stdout + stderr
 
         r = run_cli("resume", f"{root}/j", env={**server.env(new["key"], new["secret"]), "SLOW_MODEL_DELAY": "0"},

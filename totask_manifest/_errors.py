@@ -15,6 +15,20 @@ class TotaskError(Exception):
 
     exit_code = 1
 
+    def say_also(self, more: str) -> None:
+        """Add ``more`` (``"; ..."``) to what the error says, before its ``[rule]`` tag where it has
+        one: the tag ends the line (``ManifestError``), so it still names the rule the data broke,
+        not what is said after it."""
+        text, tag = str(self), _rule_tag(getattr(self, "rule", ""))
+        if tag and text.endswith(tag):
+            text = text[: -len(tag)]
+        self.args = (f"{text}{more}{tag}",)
+
+
+def _rule_tag(rule: str) -> str:
+    """`` [rule]``, how an error names the rule it reports (at the end of its line); "" for none."""
+    return f" [{rule}]" if rule else ""
+
 
 class UsageError(TotaskError):
     """A bad option, parameter file or argument combination (exit code 2)."""
@@ -42,14 +56,24 @@ class ManifestError(TotaskError):
         self.key = key
         self.rule = rule
         self.detail = message
+        super().__init__(self._said())
+
+    def _said(self) -> str:
+        """``line N, key 'k': detail [rule]``: where, what, then the rule."""
         where = []
-        if line is not None:
-            where.append(f"line {line}")
-        if key:
-            where.append(f"key {key!r}")
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.key:
+            where.append(f"key {self.key!r}")
         prefix = ", ".join(where)
-        tag = f" [{rule}]" if rule else ""
-        super().__init__(f"{prefix}: {message}{tag}" if prefix else f"{message}{tag}")
+        tag = _rule_tag(self.rule)
+        return f"{prefix}: {self.detail}{tag}" if prefix else f"{self.detail}{tag}"
+
+    def say_also(self, more: str) -> None:
+        """As ``TotaskError.say_also``, and ``detail`` says it too (a caller re-raising the
+        detail under another line or key: ``FormatError(exc.detail, ...)``)."""
+        self.detail = f"{self.detail}{more}"
+        self.args = (self._said(),)
 
 
 class InvalidInputError(ManifestError):
@@ -75,7 +99,7 @@ class LabelAttributeError(UsageError):
 
     def __init__(self, message: str, *, rule: str) -> None:
         self.rule = rule
-        super().__init__(f"{message} [{rule}]")
+        super().__init__(f"{message}{_rule_tag(rule)}")
 
 
 class JobError(TotaskError):
@@ -134,6 +158,29 @@ class RaisedInThread(Exception):
         cause = self.__cause__
         said = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
         return f"{said} in its thread {self.thread!r}"
+
+
+#: what was added to an exception that is not ours (``say_also``): the command line says it too
+_ALSO_SAID = "_totask_also_said"
+
+
+def say_also(exc: BaseException, more: str) -> None:
+    """Add ``more`` (``"; ..."``: the lease a failing command could not release) to what ``exc``
+    says, so one line says both. A ``TotaskError``'s text takes it (``TotaskError.say_also``).
+    Any other (an ``OSError``, a Ctrl-C) keeps Python's text: it gets ``more`` as a note, which
+    Python prints with its traceback, and the command line ends its one line for it with
+    ``also_said`` (a warning line of its own before that line read as a second failure)."""
+    if isinstance(exc, TotaskError):
+        exc.say_also(more)
+        return
+    setattr(exc, _ALSO_SAID, also_said(exc) + more)
+    exc.add_note(more.removeprefix("; "))
+
+
+def also_said(exc: BaseException) -> str:
+    """What ``say_also`` added to an exception that is not ours, for the end of its line; "" for none."""
+    said = getattr(exc, _ALSO_SAID, "")
+    return said if isinstance(said, str) else ""
 
 
 class FetchError(TotaskError):

@@ -30,7 +30,7 @@ from typing import Any
 
 from .. import _signals, _startup
 from .._credentials import env_credentials, hide_env_credentials
-from .._errors import TotaskError, backend_error_message, file_size_limit
+from .._errors import TotaskError, also_said, backend_error_message, file_size_limit
 from .._redaction import escape_undecodable
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 from ._terminate import stops_raised
@@ -241,16 +241,18 @@ def _run(args: argparse.Namespace) -> int:
             where = ": standard output"
         # a file size limit (``ulimit -f``: ``validate ... > errors.txt``) as every writer says it:
         # the process's limit, to raise; a bare "File too large" sent the user to another folder
-        _say(f"totask-manifest {args.command}: error: {file_size_limit(exc) or exc.strerror or exc}{where}")
+        # ``also_said``: what came of it that its text cannot say (a job's lease left unreleased)
+        _say(f"totask-manifest {args.command}: error: {file_size_limit(exc) or exc.strerror or exc}{where}"
+             f"{also_said(exc)}")
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM or SIGHUP where a command turns it into one
-        _say(f"totask-manifest {args.command}: interrupted")
+        _say(f"totask-manifest {args.command}: interrupted{also_said(exc)}")
         return 128 + int(getattr(exc, "signum", 2))
     except Exception as exc:  # a storage back end's refusal met outside storage (no credentials, ...)
         message = backend_error_message(exc)
         if message is None:
             raise
-        _say(f"totask-manifest {args.command}: error: {message}")
+        _say(f"totask-manifest {args.command}: error: {message}{also_said(exc)}")
         return 2
 
 

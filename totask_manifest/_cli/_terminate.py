@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TextIO
 
 from .. import _signals
+from .._errors import also_said
 
 
 class Terminated(KeyboardInterrupt):
@@ -72,7 +73,7 @@ def say_interrupted(command: str, so_far: str, then: str, exc: KeyboardInterrupt
     that tasks had been written to Synapse, and how many were left."""
     with contextlib.suppress(BrokenPipeError, OSError):  # a reader of stdout gone: the line below still says it
         print(so_far, file=counts_to, flush=True)
-    print(f"totask-manifest {command}: interrupted: {then}", file=sys.stderr)
+    print(f"totask-manifest {command}: interrupted: {then}{also_said(exc)}", file=sys.stderr)
     return 128 + int(getattr(exc, "signum", signal.SIGINT))
 
 

@@ -56,8 +56,8 @@ from .._errors import (
     JobBusyError,
     JobError,
     StorageError,
-    TotaskError,
     UsageError,
+    say_also,
     write_failure,
 )
 from .._folders import NOT_WRITABLE_ERRNOS, missing_folders, not_writable, remove_empty
@@ -407,18 +407,21 @@ def hold(job_url: str, command: str) -> Iterator[Lease]:
 
 
 def _stale_after() -> str:
-    """What an unreleased lease means for the next command on the job (``Holder.gone_reason``): on
-    this host its holder is gone at once, on another its heartbeat goes stale after the timeout."""
-    return (f"the next command on the job takes it over at once on this host, on another host after "
-            f"{lease_timeout():g} s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
+    """What an unreleased lease means for the next command on the job (``Holder.gone_reason``): a
+    holder on this host is gone at once once its process has ended; while it lives (a library
+    caller, a notebook, a worker holding the job again) and on any other host, only once its
+    heartbeat, stopped by the release, is older than the timeout."""
+    return (f"once this process has ended, the next command on this host takes it over at once; before that, "
+            f"or on another host, after {lease_timeout():g} s without a heartbeat (TOTASK_LEASE_TIMEOUT)")
 
 
 def _say_unreleased(why: str, failing: BaseException | None) -> None:
     """A lease left unreleased (``why``: its URL and the storage's refusal), said once: in the line
-    of the error the command is failing with (a line of its own before it read as a second
-    failure), else in a warning of its own, the command's work done."""
-    if isinstance(failing, TotaskError):
-        failing.args = (f"{failing}; its lease could not be released either ({why}): {_stale_after()}",)
+    of the error the command is failing with, whatever it is (``_errors.say_also``: an ``OSError``
+    or a Ctrl-C too; a line of its own before it read as a second failure), else in a warning of
+    its own, the command's work done."""
+    if failing is not None:
+        say_also(failing, f"; its lease could not be released either ({why}): {_stale_after()}")
     else:
         log.warning("could not release the lease on the job (%s): %s", why, _stale_after())
 
