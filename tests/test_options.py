@@ -141,11 +141,13 @@ def test_a_path_option_is_kept_absolute_and_refused_on_a_cluster(tmp_path, monke
                     "allow_root": None, "relative_to": None}
     if importlib.util.find_spec("ray") is None:
         return
-    with listening_port() as port:  # an address where something answers: the probe passes
+    with listening_port() as port:  # the local paths' rule comes before the address is probed
         with pytest.raises(UsageError, match="--lexicon"):
-            get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)
+            get_engine("ray", address=f"127.0.0.1:{port}").check(config)
         config.options = {"lexicon": "s3://bucket/words.txt", "note": "words.txt"}
-        get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)  # a URL every node reads; note is no path
+        # a URL every node reads; note is no path: what is left to refuse is the address (no Ray answers)
+        with pytest.raises(UsageError, match="it is not a Ray cluster"):
+            get_engine("ray", address=f"127.0.0.1:{port}").check(config)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -647,21 +648,19 @@ def test_local_paths_workers_read_are_refused_on_a_cluster_address(tmp_path):
         assert r.returncode == 2 and "manifest's folder" in r.stderr and not out.exists(), r.stderr
 
 
-def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
+def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path, ray_address):
 
     cfg = config(tmp_path, SAMPLE / "manifest.jsonl", method="file",
                  options={"url_key": "annotation-ref", "class_names": str(SAMPLE / "class_names.txt"),
                           "relative_to": str(SAMPLE)})
-    with listening_port() as port:
-        cluster = f"ray://127.0.0.1:{port}"
-        with pytest.raises(Exception, match="class-names"):
-            get_engine("ray", address=cluster).check(cfg)
-        get_engine("ray", address=cluster, shared_paths=True).check(cfg)  # the user says every node mounts them
-        get_engine("ray").check(cfg)  # a private local instance: one machine, one disk
-        get_engine("ray", address="local").check(cfg)
-        cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
-                       "relative_to": "s3://bucket/data/"}
-        get_engine("ray", address=cluster).check(cfg)
+    with pytest.raises(Exception, match="class-names"):
+        get_engine("ray", address=ray_address).check(cfg)
+    get_engine("ray", address=ray_address, shared_paths=True).check(cfg)  # the user says every node mounts them
+    get_engine("ray").check(cfg)  # a private local instance: one machine, one disk
+    get_engine("ray", address="local").check(cfg)
+    cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
+                   "relative_to": "s3://bucket/data/"}
+    get_engine("ray", address=ray_address).check(cfg)
 
 
 def test_a_cluster_address_where_nothing_answers_is_refused_before_the_job_exists(tmp_path):
@@ -676,7 +675,98 @@ def test_a_cluster_address_where_nothing_answers_is_refused_before_the_job_exist
     assert "Traceback" not in r.stderr and not out.exists()
     assert time.monotonic() - began < 60  # ray.init would retry such an address for minutes
     with pytest.raises(UsageError, match="nothing answers"):
-        get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
+        get_engine("ray", address=f"localhost:{port}").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
+
+
+@contextlib.contextmanager
+def plain_http_server() -> Iterator[int]:
+    """A plain Python HTTP server on 127.0.0.1 (HTTP/1, no Ray): its port."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_address_where_a_server_that_is_not_ray_answers_is_refused_before_the_job_exists(tmp_path):
+    """A plain HTTP server passed the TCP probe: the job was created RUNNING and ``ray.init`` hung for
+    10 minutes and more, deaf to the first signal. Now refused in one line, exit 2, no job."""
+    out = tmp_path / "out"
+    with plain_http_server() as port:
+        began = time.monotonic()
+        r = run_cli(*_file_job_args(str(SAMPLE / "manifest.jsonl"), out, "--ray-address", f"127.0.0.1:{port}",
+                                    "--ray-shared-paths"))
+        took = time.monotonic() - began
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"totask-manifest annotate: error: --ray-address 127.0.0.1:{port}: what answers at "
+                               f"127.0.0.1:{port} does not answer gRPC's greeting (HTTP/2): it is not a Ray cluster"), r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert not out.exists() and took < 60
+
+
+@pytest.mark.parametrize("address", ["nonsense", "nonsense:abc", "ray://", "ray://127.0.0.1:8765", "127.0.0.1:0",
+                                     "http://127.0.0.1:8265", "", "  "])
+def test_an_address_ray_cannot_parse_or_an_empty_one_is_refused_in_one_line(tmp_path, address):
+    """``nonsense``, ``nonsense:abc`` and ``ray://`` ended in a traceback through ``ray.init`` and a
+    FAILED job; ``ray://`` with no Ray Client installed too; ``''`` started a private instance, taken
+    for the default. Refused before the job exists, exit 2, before the local paths' rule (which hid it)."""
+    out = tmp_path / "out"
+    r = run_cli(*_file_job_args(str(SAMPLE / "manifest.jsonl"), out, "--class-names", str(SAMPLE / "class_names.txt"),
+                                "--ray-address", address))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and not out.exists(), r.stderr
+    named = f"--ray-address {address}: " if address.strip() else f"--ray-address {address!r}: is empty"
+    assert lines[0].startswith(f"totask-manifest annotate: error: {named}"), r.stderr
+    if address.startswith("ray://127"):
+        if importlib.util.find_spec("grpc") is not None:
+            pytest.skip("Ray Client is installed here")
+        assert "pip install 'ray[client]'" in r.stderr
+    elif address.strip():
+        assert "give auto, local, HOST:PORT" in r.stderr and "ray://HOST:PORT" in r.stderr
+
+
+_STUCK_IN_RAY_INIT = """
+import sys
+from totask_manifest import JobConfig, annotate, get_engine
+from totask_manifest._engines import ray as engine_module
+
+engine_module.probe_address = lambda *a, **k: None  # a cluster that answered the check, then went away
+config = JobConfig(job_name="stuck", input=sys.argv[1], output_root=sys.argv[2], label_attribute="cls",
+                   task_type="image-classification", method="file",
+                   options={"url_key": "annotation-ref", "class_names": sys.argv[3], "relative_to": sys.argv[4]})
+annotate(config, engine=get_engine("ray", address=sys.argv[5], shared_paths=True))
+"""
+
+
+def test_one_signal_stops_a_job_whose_ray_init_waits_for_a_cluster(tmp_path):
+    """``ray.init`` retries a cluster that does not answer as Ray for minutes, with the job RUNNING and
+    no line in flight; the first SIGTERM said "stopping: finishing lines in flight" and did nothing.
+    Now it stops the job at once, STOPPED (as while an annotator is built)."""
+    out = tmp_path / "out"
+    with plain_http_server() as port:
+        proc = subprocess.Popen([sys.executable, "-c", _STUCK_IN_RAY_INIT, str(SAMPLE / "manifest.jsonl"), str(out),
+                                 str(SAMPLE / "class_names.txt"), str(SAMPLE), f"127.0.0.1:{port}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            job = out / "stuck" / "job.json"
+            deadline = time.monotonic() + 60
+            while not (job.exists() and b"RUNNING" in job.read_bytes()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2)  # inside ray.init now
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)  # one signal: Ray's C++ wait ends within seconds
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert "finishing lines in flight" not in err, err
+    assert orjson.loads(job.read_bytes())["status"] == "STOPPED", err
 
 
 def test_auto_without_a_cluster_on_this_machine_is_refused_before_the_job_exists(tmp_path, monkeypatch):

@@ -202,8 +202,8 @@ def test_a_ray_address_with_a_password_or_token_is_named_without_it(tmp_path: Pa
                 env={"RAY_ADDRESS": address if given != "flag" else ""})
     named = "--ray-address " if given == "flag" else "RAY_ADDRESS="
     assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith(f"totask-manifest annotate: error: {named}ray://127.0.0.1:{port}?…: nothing answers "
-                               f"at 127.0.0.1:{port}"), r.stderr
+    # refused as Ray Client is not installed, or as nothing answers: named without the secrets either way
+    assert r.stderr.startswith(f"totask-manifest annotate: error: {named}ray://127.0.0.1:{port}?…: "), r.stderr
     assert "s3cr3tPW" not in r.stdout + r.stderr and "TOKSECRET" not in r.stdout + r.stderr
     assert not (tmp_path / "out").exists()
 

@@ -1,5 +1,6 @@
-"""A port on 127.0.0.1 that accepts connections and answers nothing: an address that passes the
-Ray engine's reachability probe (``probe_address``) where a test checks what comes after it."""
+"""A port on 127.0.0.1 that accepts connections and answers nothing: a cluster address that passes
+the Ray engine's form check, so a test sees the rules checked before the address is probed (the
+probe itself refuses it: no gRPC answer, ``probe_address``)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import math
@@ -178,36 +179,132 @@ def is_cluster_address(address: str | None) -> bool:
     return bool(address) and str(address).lower() != "local"
 
 
-#: seconds a cluster address has to accept a connection before the job is refused
+#: seconds a cluster address has to accept a connection, and then to answer, before the job is refused
 PROBE_TIMEOUT_S = 5.0
+#: seconds Ray's own GCS client has to get the cluster's id, in a process of its own (its C++ client
+#: retries inside one call and cannot be interrupted; its warnings go to that process's stderr)
+GCS_TIMEOUT_S = 20.0
+
+#: what ``--ray-address`` takes, in the line refusing another form
+ADDRESS_FORMS = ("auto, local, HOST:PORT (a cluster's GCS, port 6379 by default) or ray://HOST:PORT "
+                 "(Ray Client)")
+
+#: the HTTP/2 client preface (RFC 9113 3.4) and an empty SETTINGS frame: what a gRPC client sends first
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+#: HTTP/2's SETTINGS frame type: a gRPC (HTTP/2) server's first frame
+_H2_SETTINGS = 4
+
+#: run in a process of its own: Ray's GCS client asks the address for the cluster's id
+_GCS_QUESTION = """
+import sys
+try:
+    from ray._raylet import InnerGcsClient
+    InnerGcsClient.standalone(sys.argv[1], None, int(sys.argv[2]))
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+    sys.exit(1)
+"""
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is no address ``ray.init`` takes (the end of its one-line refusal), or None.
+    Ray's own parse ran after the job was created: ``nonsense``, ``nonsense:abc`` and ``ray://``
+    ended in a traceback and a FAILED job; an empty one started a private instance, taken for the
+    default, which the README's rule forbids."""
+    from urllib.parse import urlsplit
+
+    value = address.strip()
+    if not value:
+        return ("is empty: give a cluster's address, or leave the option out for a private local "
+                "instance (an empty one is never taken for the default)")
+    if value.lower() in ("auto", "local"):
+        return None
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() != "ray":
+        return f"is not an address Ray joins ({scheme}:// is not one); give {ADDRESS_FORMS}"
+    try:
+        parts = urlsplit("//" + (rest if sep else value))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port or (not sep and (parts.username or parts.query or parts.path)):
+        return f"is not an address Ray joins; give {ADDRESS_FORMS}"
+    if sep and importlib.util.find_spec("grpc") is None:
+        return ("is a Ray Client address, and Ray Client is not installed (totask-manifest[ray] leaves it "
+                "out): pip install 'ray[client]', or run the driver on the cluster with --ray-address auto "
+                "(ray job submit)")
+    return None
 
 
 def probe_address(address: str, named: str | None = None) -> None:
-    """Refuse (``UsageError``) a ``host:port`` or ``ray://host:port`` address where nothing accepts
-    a connection: ``ray.init`` retries such an address for minutes, with the job already RUNNING.
-    ``auto`` is the cluster Ray finds on this machine (``_auto_address``), probed the same way;
-    addresses without a port are left to Ray."""
+    """Refuse (``UsageError``) an address that is no Ray cluster: where nothing accepts a connection,
+    where what answers speaks no gRPC (HTTP/2), or, for a cluster's ``host:port``, where Ray's GCS
+    client gets no cluster id from it. ``ray.init`` retried such an address for minutes with the job
+    RUNNING, where no signal reached it (a plain HTTP server: 10 minutes and more). ``auto`` is the
+    cluster Ray finds on this machine (``_auto_address``), probed the same way."""
     from urllib.parse import urlsplit
 
+    shown = named or "--ray-address " + redact_secret_url(address)
+    if (problem := address_problem(address)) is not None:
+        raise UsageError(f"{shown}: {problem}")
     if address.strip().lower() == "auto":
         found = _auto_address(named or "--ray-address auto")
         if found is None:
             return
         address = found
-    rest = address.split("://", 1)[-1]
-    try:
-        parts = urlsplit("//" + rest)
-        host, port = parts.hostname, parts.port
-    except ValueError:
+    if address.strip().lower() == "local":
         return
-    if not host or not port:
-        return
+    client = "://" in address  # Ray Client's server speaks gRPC, but is no GCS
+    parts = urlsplit("//" + address.strip().split("://", 1)[-1])
+    host, port = str(parts.hostname), int(parts.port or 0)
+    problem = _grpc_problem(host, port)
+    if problem is None and not client:
+        problem = _gcs_problem(host, port)
+    if problem is not None:
+        raise UsageError(f"{shown}: {problem}; check the address, or start the cluster there (ray start --head)")
+
+
+def _grpc_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` is no gRPC server, in words, or None: the HTTP/2 preface a gRPC client sends
+    first is answered by a SETTINGS frame; an HTTP/1 server answers with a status line or closes."""
     try:
-        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+        sock = socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"{named or '--ray-address ' + redact_secret_url(address)}: nothing answers at {host}:{port} ({reason}); check the "
-                         "address, or start the cluster there (ray start --head)") from None
+        return f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})"
+    with sock:
+        try:
+            sock.sendall(_H2_PREFACE)
+            head = sock.recv(64)
+        except OSError as exc:
+            head = b"" if not isinstance(exc, TimeoutError) else None  # type: ignore[assignment]
+    if head is None:
+        return f"what answers at {host}:{port} said nothing within {PROBE_TIMEOUT_S:g} s: it is not a Ray cluster"
+    if len(head) >= 4 and head[3] == _H2_SETTINGS:
+        return None
+    if head.startswith(b"HTTP/"):
+        said = head.split(b"\r\n", 1)[0].decode("ascii", "replace").strip()
+        answer = f"speaks HTTP/1 ({said!r}), not gRPC"
+    else:
+        answer = "closed the connection at gRPC's greeting" if not head else "does not answer gRPC's greeting (HTTP/2)"
+    return f"what answers at {host}:{port} {answer}: it is not a Ray cluster"
+
+
+def _gcs_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` is no Ray GCS, or None: Ray's own GCS client asks it for the cluster's id, in a
+    process of its own, which is ended after ``GCS_TIMEOUT_S`` (an HTTP/2 server that is not Ray)."""
+    import subprocess
+
+    timeout_ms = str(int(PROBE_TIMEOUT_S * 1000))
+    try:
+        done = subprocess.run([sys.executable, "-c", _GCS_QUESTION, f"{host}:{port}", timeout_ms],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, timeout=GCS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"what answers at {host}:{port} gave no Ray cluster id within {GCS_TIMEOUT_S:g} s: it is not a Ray GCS"
+    if done.returncode == 0:
+        return None
+    said = done.stdout.strip() or f"exit status {done.returncode}"
+    return f"what answers at {host}:{port} is not a Ray GCS (Ray's GCS client: {said})"
 
 
 def _auto_address(named: str) -> str | None:
@@ -280,11 +377,12 @@ class RayEngine(Engine):
     def __init__(self, options: RayOptions | None = None) -> None:
         options = options or RayOptions()
         self.options = options
-        self.address = options.address or _env_address()
+        # ``is not None``: an empty address given is refused by ``check``, never taken for the default
+        self.address = options.address if options.address is not None else _env_address()
         #: how messages name the address: the flag, or the variable it came from; without the user
         #: info or query of a ``ray://user:password@head:10001`` (``redact_secret_url``)
-        shown = redact_secret_url(self.address) if self.address else self.address
-        self.address_named = f"--ray-address {shown}" if options.address else f"RAY_ADDRESS={shown}"
+        shown = redact_secret_url(self.address) if self.address and self.address.strip() else repr(self.address or "")
+        self.address_named = f"--ray-address {shown}" if options.address is not None else f"RAY_ADDRESS={shown}"
         self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
         # ``is not None``: a 0 given is refused below, never taken for "not given"
@@ -318,12 +416,19 @@ class RayEngine(Engine):
     # -- before the job exists ---------------------------------------------------------------
 
     def check(self, config: JobConfig) -> None:
-        """Refuse a cluster address where nothing answers, and local paths the workers would read
-        when the job runs on a cluster."""
-        if is_cluster_address(self.address):
-            probe_address(str(self.address), self.address_named)
-        if self.shared_paths or not is_cluster_address(self.address):
+        """Refuse, before the job exists: an address Ray cannot parse (or an empty one); local paths
+        the workers would read when the job runs on a cluster; then an address that is no Ray
+        cluster (``probe_address``: the network, last, once the rest is known to be right)."""
+        if self.address is not None and (problem := address_problem(str(self.address))) is not None:
+            raise UsageError(f"{self.address_named}: {problem}")
+        if not is_cluster_address(self.address):
             return
+        if not self.shared_paths:
+            self._refuse_local_paths(config)
+        probe_address(str(self.address), self.address_named)
+
+    def _refuse_local_paths(self, config: JobConfig) -> None:
+        """Local paths the workers would read, refused on a cluster (no shared disk is assumed)."""
         found = local_worker_paths(config)
         if found:
             key, value = found[0]
@@ -340,8 +445,13 @@ class RayEngine(Engine):
 
     # -- cluster ---------------------------------------------------------------------------
 
-    def _connect(self) -> bool:
-        """Join or start Ray; True when this run started it (and so shuts it down)."""
+    def _connect(self, plan: JobRun) -> bool:
+        """Join or start Ray; True when this run started it (and so shuts it down). Joining a cluster
+        is done with ``plan.building`` set: no line is in flight, so one signal stops the job at once
+        (``StoppedWhileBuilding``); ``ray.init`` retries a cluster that went away since ``check`` for
+        minutes, and the first signal only said "stopping: finishing lines in flight". A private
+        instance starting is left to finish (a stop there could leave its processes half started):
+        ``_run`` returns at once after it."""
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": log_to_driver()}
@@ -352,8 +462,14 @@ class RayEngine(Engine):
             kwargs.update(address="local", include_dashboard=False, num_cpus=self.num_cpus or usable_cpus())
         if self.runtime_env:
             kwargs["runtime_env"] = self.runtime_env
+        joining = is_cluster_address(self.address)
         with _keep_signal_handlers():
-            ray.init(**kwargs)
+            if joining:
+                plan.building.set()
+            try:
+                ray.init(**kwargs)
+            finally:
+                plan.building.clear()
         return True
 
     def _actor_env(self, plan: JobRun) -> dict[str, Any] | None:
@@ -408,7 +524,7 @@ class RayEngine(Engine):
         began = time.perf_counter()
         self.timings = {}
         with raylet_errors_logged():
-            started_here = self._connect()
+            started_here = self._connect(plan)
             self.timings["connect_s"] = time.perf_counter() - began
             try:
                 self._run(plan)
