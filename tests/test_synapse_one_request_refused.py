@@ -41,11 +41,11 @@ def task_ids(synapse, pid: int) -> list[int]:
     return sorted(t["id"] for t in synapse.project_tasks(pid))
 
 
-def run_action(synapse, pid: int, tmp_path) -> dict:
+def run_action(synapse, pid: int, tmp_path, **options) -> dict:
     """The ToTask action with a client of short backoffs (a 500 is retried 3 times)."""
     client = fast_client(synapse)
     try:
-        return ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client).start()
+        return ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client, **options).start()
     finally:
         client.close()
 
@@ -133,12 +133,7 @@ def test_writes_a_fatal_stops_rollback_undoes_are_not_counted_successes(synapse,
     ids = task_ids(synapse, pid)
     monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
     synapse.add_fault(Fault(status=302, method="PUT", path=rf"^/tasks/{ids[-1]}/annotate_task_data/$", times=None))
-    client = fast_client(synapse)
-    try:
-        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client,
-                              concurrency=1).start()
-    finally:
-        client.close()
+    result = run_action(synapse, pid, tmp_path, concurrency=1)
     assert result["status"] == "FAILED" and "rollback: 4 restored" in result["message"], result
     assert not any(t["data"] for t in synapse.project_tasks(pid))
     assert result["metrics"] == {"total": 5, "success": 0, "failed": 1, "stand_by": 4}, result
