@@ -229,6 +229,10 @@ def resume(
         check_options(stored.method, {**stored.options, **changes}, stored.task_type)
     if (done := completed_as_is(given)) is not None:  # nothing to do: no lease (a read-only folder)
         return done
+    # an engine that cannot run the job (``--ray-address auto`` with no cluster) is refused before
+    # the lease too: taken, a killed run's lease read as the refused command's own in ``status``
+    engine = _engine(engine or given.state.engine)
+    engine.check(given.state.config)
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
@@ -259,8 +263,6 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     if selection.sha256 != state.input_sha256:
         raise JobError(input_changed_text(state))
     refuse_changed_files(state)  # lines to label: with the files the job started with
-    run.engine = _engine(run.engine or state.engine)
-    run.engine.check(state.config)
     # the parts read before RUNNING is saved: one resume refuses (damaged before a readable part,
     # unreadable) left a STOPPED job RUNNING, which chain then refused ("resume it first")
     recorded = summarize_setting_aside(state.layout)

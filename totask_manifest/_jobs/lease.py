@@ -31,6 +31,11 @@ generation file every ``timeout / 4`` seconds with a new heartbeat time.
 seconds), or when its holder ran on this host (same boot, same pid namespace) and that process
 is gone, which lets ``resume`` take over at once after a ``kill -9``.
 
+**Refused.** A command refused under the lease before it recorded anything in ``job.json`` (an
+input changed since the job read it, a file gone) gives the lease back as it found it: the
+record it took over (a killed run's) is written back into its own generation, so
+``status`` still names that run, not a command that never ran the job.
+
 **Lost.** A holder that was paused past the timeout may find its lease taken over. The job
 checks its lease before every checkpoint part and before every ``job.json`` write; a lost lease
 stops the run at once, writing nothing more, with a ``LeaseLost`` error.
@@ -108,12 +113,22 @@ def _generations(fs: Any, folder: str) -> list[int]:
     return sorted(out)
 
 
-def _read_holder(fs: Any, path: str) -> Holder | None:
+def _read_raw(fs: Any, path: str) -> bytes | None:
+    """The file's bytes, or None where it is not there."""
     try:
-        raw = fs.cat_file(path)
+        return bytes(fs.cat_file(path))
     except FileNotFoundError:
         return None
+
+
+def _parse_holder(raw: bytes | None) -> Holder | None:
+    if raw is None:
+        return None
     return Holder.from_json(raw) or Holder("", "?", "", 0, "", "unreadable lease", 0.0, 0.0)
+
+
+def _read_holder(fs: Any, path: str) -> Holder | None:
+    return _parse_holder(_read_raw(fs, path))
 
 
 def busy_error(job_url: str, holder: Holder, timeout: float | None = None) -> JobBusyError:
@@ -168,7 +183,7 @@ class Lease:
     """A held lease on one job folder; ``release`` (or leaving ``hold``) gives it back."""
 
     def __init__(self, job_url: str, holder: Holder, fs: Any, folder: str, generation: int,
-                 created: list[str]) -> None:
+                 created: list[str], found: bytes | None = None) -> None:
         self.job_url = job_url
         #: local folders taking the lease created, deepest first (``.lease``, the job's, a new
         #: ``--output`` root): removed again when the command leaves no job behind; never one that existed
@@ -182,18 +197,37 @@ class Lease:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.depth = 1
+        #: the record of the generation this lease followed (a gone or released holder's), and
+        #: ``job.json`` as it was when the lease was taken: a command refused before it changed
+        #: ``job.json`` writes that record back (``_give_back_as_found``), so ``status`` names the
+        #: run that holder recorded, not a command that never ran the job
+        self.found = found
+        self.job_json_found: bytes | None = None
+
+    @property
+    def job_json(self) -> str:
+        return self.folder.rsplit("/", 1)[0] + "/job.json"
+
+    def note_job_json(self) -> None:
+        """Keep ``job.json`` as the lease found it, where there is a record to give back; left
+        unknown (a store that failed the read), the lease is released as the command's own."""
+        if self.found is not None:
+            with contextlib.suppress(Exception):
+                self.job_json_found = _read_raw(self.fs, self.job_json)
 
     @property
     def path(self) -> str:
         return f"{self.folder}/lease-{self.generation:06d}.json"
 
-    def _write_own(self) -> None:
+    def _write_own(self, data: bytes | None = None) -> None:
+        """Rewrite this generation's file: this holder's record, or ``data`` (one found, given back)."""
+        data = self.holder.to_json() if data is None else data
         if is_local(self.fs):
             from .._storage import write_bytes_atomic
 
-            write_bytes_atomic(self.path, self.holder.to_json())
+            write_bytes_atomic(self.path, data)
         else:
-            self.fs.pipe_file(self.path, self.holder.to_json())
+            self.fs.pipe_file(self.path, data)
 
     def verify(self) -> None:
         """Raise ``LeaseLost`` unless this lease is still the latest generation and ours."""
@@ -242,18 +276,20 @@ class Lease:
         self._thread = threading.Thread(target=self._beat, args=(interval,), name="totask-lease", daemon=True)
         self._thread.start()
 
-    def release(self) -> str | None:
+    def release(self, refused: bool = False) -> str | None:
         """Give the lease back. Where the command left no job behind (it was refused before
         ``job.json`` was written), the lease file goes too, so no empty job folder is left.
+        ``refused``: the command failed; where it left ``job.json`` as it found it, the record it
+        took over is given back (``_give_back_as_found``), not this process's marked released.
         A Ctrl-C or SIGTERM meanwhile is held back until it is given (``_signals.held``): cut
         short, it left the lease naming this process, which another host waits out.
 
         Returns why it could not be given back (None once it is): the caller says so, in the
         failing command's one line (``hold``) or in a warning of its own where the command succeeded."""
         with _signals.held():
-            return self._release()
+            return self._release(refused)
 
-    def _release(self) -> str | None:
+    def _release(self, refused: bool) -> str | None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
@@ -261,20 +297,36 @@ class Lease:
             if self.lost is not None:
                 return None
             try:
-                job_json = self.folder.rsplit("/", 1)[0] + "/job.json"
                 with contextlib.suppress(Exception):
-                    self.fs.invalidate_cache(job_json)
-                if not self.fs.exists(job_json):
+                    self.fs.invalidate_cache(self.job_json)
+                if not self.fs.exists(self.job_json):
                     self._drop()
                     return None
                 gens = _generations(self.fs, self.folder)
                 if gens and gens[-1] == self.generation:
+                    if refused and self._give_back_as_found():
+                        return None
                     self.holder.released = True
                     self.holder.heartbeat = time.time()
                     self._write_own()
             except Exception as exc:  # left as is, the lease goes stale: same-host at once, else after the timeout
                 return f"{redact_url(self.job_url)}: {' '.join(str(exc).split())}"
         return None
+
+    def _give_back_as_found(self) -> bool:
+        """Write back the record this lease followed where ``job.json`` is as the lease found it:
+        the command recorded no run, so the last holder stays the one its runs name (a killed
+        run stays "gone", not "ended without a final status" under a refused command's pid).
+        Whether it did."""
+        if self.found is None or self.job_json_found is None:
+            return False
+        now: bytes | None = None
+        with contextlib.suppress(Exception):  # unread, it counts as changed: released as this command's
+            now = _read_raw(self.fs, self.job_json)
+        if now != self.job_json_found:
+            return False
+        self._write_own(self.found)
+        return True
 
     def abandon(self) -> None:
         """Give back a lease ``acquire`` was stopped while taking (a Ctrl-C): its file goes if it
@@ -313,8 +365,10 @@ def acquire(job_url: str, command: str) -> Lease:
             raise StorageError(f"cannot read the lease folder of {redact_url(job_url)}: {exc}") from None
         nxt = 1
         taking_over: str | None = None
+        found: bytes | None = None
         if gens:
-            top = _read_holder(fs, f"{folder}/lease-{gens[-1]:06d}.json")
+            found = _read_raw(fs, f"{folder}/lease-{gens[-1]:06d}.json")
+            top = _parse_holder(found)
             if top is None:  # removed under us: look again
                 continue
             reason = top.gone_reason(timeout)
@@ -323,7 +377,7 @@ def acquire(job_url: str, command: str) -> Lease:
             if reason != "released":
                 taking_over = reason
             nxt = gens[-1] + 1
-        lease = Lease(job_url, me, fs, folder, nxt, created)
+        lease = Lease(job_url, me, fs, folder, nxt, created, found)
         try:
             _create_exclusive(fs, lease.path, me.to_json())
         except FileExistsError:
@@ -355,6 +409,7 @@ def acquire(job_url: str, command: str) -> Lease:
             for old in gens:  # earlier generations are released or stale: tidy them away
                 with contextlib.suppress(Exception):
                     fs.rm_file(f"{folder}/lease-{old:06d}.json")
+            lease.note_job_json()  # what a refused command leaves as it was (``Lease.release``)
             lease.start_heartbeat()
         except BaseException:  # a Ctrl-C before the caller has the lease to give back
             lease.abandon()
@@ -402,7 +457,7 @@ def hold(job_url: str, command: str) -> Iterator[Lease]:
     finally:
         with _HELD_LOCK:
             _HELD.pop(key, None)
-        if (why := lease.release()) is not None:
+        if (why := lease.release(refused=failing is not None)) is not None:
             _say_unreleased(why, failing)
 
 
