@@ -250,9 +250,10 @@ def test_an_apply_stopped_at_once_after_a_stopped_rollback_rolls_back_around_the
     """A regression guard (no change was needed): apply's own rollback reads only its run's records,
     so it never sees another run's restores in doubt, and need not. A SIGTERM stops rollback with its
     third restore held by the server; apply at once, ``--force``, over the tasks left labeled (edited
-    by hand since) stops for a refused token at its last write, and rolls back its own writes. The
-    task with the restore in flight is refused before any write (``RerunIndex.restore_landing``, the
-    minute rollback waits), so no write of the run, nor its rollback, touches it: the restore lands,
+    by hand since) stops at its last write (its project gone, 404: a refused token's rollback could not
+    run), and rolls back its own writes. The task with the restore in flight is refused before any
+    write (``RerunIndex.restore_landing``, the minute rollback waits), so no write of the run, nor its
+    rollback, touches it: the restore lands,
     the task stays as before the job, and every other task holds what it held before that apply."""
     code, _, err = _interrupt_rollback(synapse, job, signal.SIGTERM, CLI)
     assert code == 128 + signal.SIGTERM, err
@@ -264,10 +265,10 @@ def test_an_apply_stopped_at_once_after_a_stopped_rollback_rolls_back_around_the
     before = {tid: task["data"] for tid, task in synapse.tasks.items() if tid != third}
     last = max(labeled)
     assert third < last, (third, labeled)  # the stop comes after the task's turn
-    synapse.add_fault(Fault(status=401, method="PUT", path=rf"^/tasks/{last}/annotate_task_data/"))
-    synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$"))  # its token check refused too: revoked
+    synapse.add_fault(Fault(status=404, method="PUT", path=rf"^/tasks/{last}/annotate_task_data/"))
+    synapse.add_fault(Fault(status=404, method="GET", path=r"^/projects/\d+/$"))  # the project gone: a fatal stop
     r = run_cli("apply", str(job), "--force", "--concurrency", "1")
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "is gone (404)" in r.stderr, r.stderr
     assert re.search(rf"^task {third}: failed \(a restore by a rollback last heard of -?\d+ s ago may still reach it: ",
                      r.stdout, re.M), r.stdout
     assert re.search(r"^rollback: 4 restored, 0 already as before, 0 changed by someone else \(skipped\), 0 failed",

@@ -41,8 +41,8 @@ def test_puts_refused_with_401_are_not_tasks_to_restore(synapse, files, tmp_path
     written = [t["id"] for t in synapse.project_tasks(pid) if t["data"]]
     assert len(written) == 5
     assert result["status"] == "FAILED" and "token was refused" in result["message"], result["message"]
-    assert ("rollback: 0 restored, 0 already as before, 0 changed by someone else (skipped), 5 failed"
-            in result["message"]) and "; 5 tasks not restored yet" in result["message"], result["message"]
+    # the check found the token refused: no rollback is tried with it (tester10 F3), the journal keeps the 5
+    assert "not rolled back: the rollback cannot run with the refused token" in result["message"], result["message"]
     synapse.clear_faults()  # a new token
     report = rollback_job(str(tmp_path / "revoked-mid-apply"))
     assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
@@ -66,8 +66,9 @@ def test_a_revoked_token_leaves_only_the_written_tasks_to_restore(synapse, files
     result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
     written = [t["id"] for t in synapse.project_tasks(pid) if t["data"]]
     assert len(written) == 5
-    assert "5 failed; stopped: the token was refused" in result["message"], result["message"]
-    assert "; 5 tasks not restored yet" in result["message"], result["message"]
+    assert result["message"].startswith("5 applied, ") and "; stopped: the token was refused" in result["message"], (
+        result["message"])
+    assert "; not rolled back: the rollback cannot run with the refused token" in result["message"], result["message"]
     synapse.revoked.clear()
     report = rollback_job(str(tmp_path / "revoked-mid-apply"))
     assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
@@ -85,7 +86,8 @@ def refused_after(synapse, files, client, tmp_path, first_attempt: Fault, *,
                   fatal_at_the_last: bool = False) -> tuple[Path, int, int, ApplyReport]:
     """A job applied where the first task's PUT meets ``first_attempt`` (its method and path set
     here), then 403 on its retry: its job folder, its project, that task's id and the report.
-    ``fatal_at_the_last``: the last task's PUT is answered 401, which stops the run and rolls it back."""
+    ``fatal_at_the_last``: the last task's PUT is answered 404 and so is its project (gone), which stops
+    the run and rolls it back (a refused token would not: its rollback cannot run)."""
     pid = seed_tasks(synapse, files, 3, data=ORIGINAL)
     export = tmp_path / "e.manifest"
     export_tasks(pid, str(export), client=client)
@@ -94,8 +96,8 @@ def refused_after(synapse, files, client, tmp_path, first_attempt: Fault, *,
     synapse.add_fault(replace(first_attempt, method="PUT", path=f"^/tasks/{ids[0]}/"))
     synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{ids[0]}/", times=None))
     if fatal_at_the_last:
-        synapse.add_fault(Fault(status=401, method="PUT", path=f"^/tasks/{ids[-1]}/", times=None))
-        synapse.add_fault(Fault(status=401, method="GET", path=r"^/projects/\d+/$", times=None))  # its token check refused too: revoked
+        synapse.add_fault(Fault(status=404, method="PUT", path=f"^/tasks/{ids[-1]}/", times=None))
+        synapse.add_fault(Fault(status=404, method="GET", path=r"^/projects/\d+/$", times=None))  # the project gone
     impatient = fast_client(synapse, timeout=0.5)
     try:
         report = apply_job(str(job), client=impatient, concurrency=1)
@@ -165,12 +167,12 @@ def test_a_refusal_after_a_500_or_503_is_looked_at_without_waiting(synapse, file
                          ids=["500", "502"])
 def test_apply_own_rollback_waits_only_for_a_refusal_after_an_unanswered_attempt(synapse, files, client, tmp_path,
                                                                                   first_attempt, left_open) -> None:
-    """A 401 stops the run and rolls its writes back at once: a refusal after a 500 is looked at
+    """A fatal stop rolls the run's writes back at once: a refusal after a 500 is looked at
     there and then (the task holds what it held), nothing is left open; after a 502 that attempt
     may still land, so its task is left for a later rollback (``finish with``). After a 500 it was
     left open too."""
     job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt, fatal_at_the_last=True)
-    assert "token was refused" in report.fatal, report.summary()
+    assert "is gone (404)" in report.fatal, report.summary()
     statuses = {r.task_id: r.status for r in report.rollback.results}
     second = sorted(t["id"] for t in synapse.project_tasks(pid))[1]
     assert statuses == {first: "landing" if left_open else "already", second: "restored"}, statuses

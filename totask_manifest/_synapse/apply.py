@@ -26,7 +26,8 @@ A task's own failure (400, 403, its 404, a label that cannot be converted) fails
 only, as does a 401 when the token's own check (``workers.TokenCheck``) is accepted. A fatal
 error (a 401 the check confirms: the token revoked; the project gone; the backend down) stops
 the run; unless told not to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
-takes them, and otherwise the journal lets ``rollback`` finish later (it undoes every run).
+takes them (never with a token the check found refused), and otherwise the journal lets ``rollback`` finish later (it
+undoes every run).
 
 Lines become writes in ``apply_plan`` (with the job target and the converter); what a run
 reports is in ``apply_report``; this module sends the writes.
@@ -54,6 +55,7 @@ from .apply_report import (
     CONFLICT,
     FAILED,
     NOT_LABELED,
+    ROLLBACK_NEEDS_TOKEN,
     STATUSES,
     WOULD_APPLY,
     ApplyReport,
@@ -223,10 +225,7 @@ class _ApplyRun:
             # summary says the error once, without a rollback of nothing
             if (self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent
                     and not self.caller_stopped):  # stopped by the caller's error: the writes themselves went well
-                log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
-                self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
-                                                            concurrency=self.concurrency,
-                                                            only_run=self.journal.run_id)
+                await self._roll_back()
         finally:
             try:
                 # the last failures for want of an answer (the run over, or a Ctrl-C): counted, and said
@@ -240,6 +239,18 @@ class _ApplyRun:
         self.report.sent = self.sent
         self.report.results.sort(key=lambda r: r.line)
         return self.report
+
+    async def _roll_back(self) -> None:
+        """Undo this run's writes after its fatal stop, unless the token's check found the token
+        refused: the rollback then sent a read per written task with it, each refused, and reported
+        them as failed restores; the writes stay, journalled, for ``rollback`` with a working token."""
+        if self.token.revoked:
+            self.report.rollback_skipped = ROLLBACK_NEEDS_TOKEN
+            return
+        assert self.journal is not None
+        log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
+        self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
+                                                    concurrency=self.concurrency, only_run=self.journal.run_id)
 
     async def _pipeline(self) -> None:
         """Read the manifest a window at a time, load the window's current data, and keep

@@ -18,6 +18,11 @@ WOULD_APPLY = "would-apply"
 #: the failure of a line no ``export`` wrote: it names no task to apply to
 NO_TASK_ID = "the line has no synapse.task_id (export it with 'totask-manifest export')"
 STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
+#: why a fatal stop's rollback was not tried: the token's check found the token itself refused, so
+#: every restore would be refused too (a read per written task, each a 401, counted as "failed"
+#: restores, which read as a data problem); what was written stays, and the journal holds it
+ROLLBACK_NEEDS_TOKEN = ("the rollback cannot run with the refused token; the journal keeps every write: finish "
+                        "with a working token")
 
 
 @dataclass
@@ -57,6 +62,8 @@ class ApplyReport:
     #: stopped says how many it never reached, which the counts alone left out (50 lines, "34
     #: failed, 1 not labeled", and nothing on the other 15)
     manifest_lines: int = 0
+    #: why the fatal stop's rollback was not tried though the run had written (``ROLLBACK_NEEDS_TOKEN``), or None
+    rollback_skipped: str | None = None
     _counts: Counter = field(default_factory=Counter, repr=False)
     _no_task_id: int = field(default=0, repr=False)
     _first_no_task_id: int | None = field(default=None, repr=False)
@@ -137,6 +144,8 @@ class ApplyReport:
                 text += "\n" + self.rollback.summary()
                 if not self.rollback.complete:
                     text += f"\nfinish with: totask-manifest rollback {self.job_url}"
+            elif self.rollback_skipped:
+                text += f"\nnot rolled back: {self.rollback_skipped}: totask-manifest rollback {self.job_url}"
             elif not self.dry_run and self.sent:
                 text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
         return text
