@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import orjson
 
@@ -65,11 +66,15 @@ def plugin_job_argv(folder: Path, module: str, plugin: str, *method: str) -> lis
             "--label-attribute", "cls", "--task-type", "image-classification", *method, "--output", str(folder / "out")]
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None,
+            stdout: IO | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a real process; its standard output captured, or sent to ``stdout`` (a file) as
+    a shell's ``> file`` sends it."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "totask_manifest", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
+        stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, env=full_env,
+        cwd=cwd or REPO,
     )
 
 

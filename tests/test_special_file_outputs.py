@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs_helpers import quick_start_job, run_cli
+from tests.jobs_helpers import REPO, quick_start_job, run_cli
 from tests.jobs_helpers import refused_in_one_line as refused
+from totask_manifest import _storage
 from totask_manifest._cli import main
 from totask_manifest._errors import StorageError
 from totask_manifest._storage import write_bytes_atomic
@@ -151,3 +152,90 @@ def test_a_link_to_a_node_is_refused_as_the_node(capsys: pytest.CaptureFixture, 
                     "file, and the output would replace it; give a regular file's path")
     assert link.is_symlink() and os.readlink(link) == str(node)
     assert_untouched(node)
+
+
+#: a chain of links in ``tmp_path`` ending in the magic ``/proc`` link the real ``/dev/stdout`` is: its
+#: path as given, and what the one-line refusal says it is
+PROCESS_LINKS = {
+    "stdout": "a link to /proc/self/fd/1, the command's own standard output",
+    "via/stdout": "a link to /proc/self/fd/1, the command's own standard output",
+    "fd/1": "the command's own standard output",
+    "fd/5": "the command's own descriptor 5",
+}
+
+
+@pytest.fixture
+def process_links(tmp_path: Path) -> Path:
+    """``tmp_path`` with ``stdout -> /proc/self/fd/1`` (``/dev/stdout``), ``via/stdout -> ../stdout``
+    (a link to that link) and ``fd -> /proc/self/fd`` (``/dev/fd``): never the real ``/dev`` ones."""
+    (tmp_path / "stdout").symlink_to("/proc/self/fd/1")
+    (tmp_path / "via").mkdir()
+    (tmp_path / "via" / "stdout").symlink_to("../stdout")
+    (tmp_path / "fd").symlink_to("/proc/self/fd")
+    return tmp_path
+
+
+@pytest.mark.parametrize("out", list(PROCESS_LINKS))
+def test_a_link_through_proc_is_refused_with_stdout_sent_to_a_file(process_links: Path, out: str) -> None:
+    """``-o /dev/stdout > out.parquet`` (review15 #2): the magic link resolves to the regular file
+    stdout was sent to, so the special-file check passed and the rename replaced the link itself
+    (as root, the system's ``/dev/stdout``), exit 0, the output never in the file. Refused in one
+    line, exit 2, every link left as it was and nothing written to the stream's file."""
+    captured = process_links / "captured.txt"
+    with captured.open("w") as stdout:
+        r = run_cli("convert", str(REPO / "sample_data" / "manifest.jsonl"), out, "--to", "parquet",
+                    cwd=process_links, stdout=stdout, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"totask-manifest convert: error: cannot write {out}: it is {PROCESS_LINKS[out]}, "
+                                "not a regular file, and the output cannot replace it atomically; give a regular "
+                                "file's path")
+    assert captured.read_bytes() == b""
+    assert os.readlink(process_links / "stdout") == "/proc/self/fd/1"
+    assert os.readlink(process_links / "via" / "stdout") == "../stdout"
+    assert os.readlink(process_links / "fd") == "/proc/self/fd"
+    assert sorted(p.name for p in process_links.iterdir()) == ["captured.txt", "fd", "stdout", "via"]
+    assert [p.name for p in (process_links / "via").iterdir()] == ["stdout"]
+
+
+def test_every_atomic_write_refuses_a_link_through_proc(process_links: Path) -> None:
+    """The writer a job's own files go through refuses it too, whatever the stream is here."""
+    link = process_links / "via" / "stdout"
+    with pytest.raises(StorageError, match=r"it is a link to /proc/self/fd/1, the command's own standard output,"):
+        write_bytes_atomic(str(link), b"x")
+    assert os.readlink(link) == "../stdout"
+
+
+@pytest.fixture
+def devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for ``/dev`` in ``tmp_path`` (the real one is never written to): the folder the
+    rule names, with a RAM-disk-like folder ``shm`` below it."""
+    folder = Path(os.path.realpath(tmp_path)) / "dev"
+    (folder / "shm").mkdir(parents=True)
+    monkeypatch.setattr(_storage, "DEVICE_FOLDER", str(folder))
+    return folder
+
+
+def test_a_name_in_dev_itself_is_refused(capsys: pytest.CaptureFixture, devices: Path, tmp_path: Path) -> None:
+    """``-o /dev/nul`` (a misspelt device) was written as a regular file among the system's devices,
+    exit 0; so is a link there to a regular file (the rename would replace the link)."""
+    sample = str(REPO / "sample_data" / "manifest.jsonl")
+    typo = devices / "nul"
+    line = refused(capsys, ["convert", sample, str(typo), "--to", "parquet"])
+    assert line == (f"totask-manifest convert: error: cannot write {typo}: it is a name in {devices}, the system's "
+                    f"folder of devices, not a place for an output; give a path outside {devices}")
+    target = tmp_path / "kept.parquet"
+    target.write_bytes(b"the user's own file")
+    (devices / "core").symlink_to(target)
+    line = refused(capsys, ["convert", sample, str(devices / "core"), "--to", "parquet"])
+    assert line.endswith(f"cannot write {devices / 'core'}: it is a name in {devices}, the system's folder of "
+                         f"devices, not a place for an output; give a path outside {devices}")
+    assert sorted(p.name for p in devices.iterdir()) == ["core", "shm"] and (devices / "core").is_symlink()
+    assert target.read_bytes() == b"the user's own file"
+
+
+def test_a_folder_below_dev_is_written(capsys: pytest.CaptureFixture, devices: Path) -> None:
+    """``/dev/shm`` is a RAM disk people keep scratch files on: the rule is for ``/dev`` itself."""
+    out = devices / "shm" / "out.parquet"
+    assert main(["convert", str(REPO / "sample_data" / "manifest.jsonl"), str(out), "--to", "parquet"]) == 0
+    capsys.readouterr()
+    assert out.stat().st_size > 0

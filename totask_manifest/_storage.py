@@ -114,18 +114,98 @@ def refuse_special_file(url: str) -> None:
     name, so the node was replaced, exit 0 (run as root, ``-o /dev/full`` replaced the system's).
     The rename replaces a link itself, never its target: a link to a regular file is replaced by
     the output (the file it named stays as it was); a link to such a node (``/dev/stdout`` on a
-    terminal or a pipe) is refused as the node is, since the link is what the user meant to write."""
+    terminal or a pipe) is refused as the node is, since the link is what the user meant to write.
+    A link through ``/proc`` and a name in ``/dev`` itself are refused whatever they resolve to
+    (``refuse_process_link``, ``refuse_device_folder``)."""
     local = _local_path(url)
+    if local is None:
+        return
+    refuse_process_link(url, local)
     try:
-        mode, link = (os.lstat(local).st_mode, "") if local is not None else (0, "")
+        mode, link = os.lstat(local).st_mode, ""
         if stat.S_ISLNK(mode):
             mode, link = os.stat(local).st_mode, "a link to "
     except (OSError, ValueError):  # nothing there yet (or a link to nothing): the write says what it finds
-        return
+        mode = 0
     for is_kind, kind in _SPECIAL_FILES:
         if is_kind(mode):
             raise StorageError(f"cannot write {redact_url(url)}: it is {link}{kind}, not a regular file, and the "
                                "output would replace it; give a regular file's path")
+    refuse_device_folder(url, local)
+
+
+#: the folder of the kernel's process files, whose links (``fd/1``) are magic: ``os.stat`` follows one
+#: to the open file itself, a regular file when the output stream is redirected to one
+PROCESS_FOLDER = "/proc"
+#: the folder of the system's devices and their links (``stdout``, ``fd``, ``core``)
+DEVICE_FOLDER = "/dev"
+#: the most links followed along a chain (Linux's own limit, past which ``open`` says ``ELOOP``)
+_MAX_LINKS = 40
+#: the standard streams, by descriptor
+_STREAMS = {"0": "standard input", "1": "standard output", "2": "standard error"}
+
+
+def _link_chain(local: str) -> Iterator[tuple[str, str]]:
+    """Each name a write to ``local`` reaches, its folders' links resolved (``/dev/fd/1`` is
+    ``/proc/<pid>/fd/1``), with the words that led to it: ``local`` itself, then what each link
+    names in turn. ``os.path.realpath`` cannot tell this: it resolves ``/proc/self/fd/1`` to the
+    file the stream was redirected to, so the ``/proc`` link on the way is not seen."""
+    said = local
+    for _ in range(_MAX_LINKS):
+        folder, name = os.path.split(local)
+        try:
+            local = os.path.join(os.path.realpath(folder), name)
+        except ValueError:  # a NUL in the name: the write says so
+            return
+        yield local, said
+        try:
+            said = os.readlink(local)
+        except (OSError, ValueError):  # not a link, or nothing there: the chain ends
+            return
+        local = os.path.join(os.path.dirname(local), said)
+
+
+def _process_file(local: str) -> str | None:
+    """What the name ``local`` under ``/proc`` is, in words: one of this command's descriptors
+    (``/proc/<pid>/fd/N``, ``/proc/<pid>/task/<tid>/fd/N``), another process's, or another of the
+    kernel's links (``/proc/self/exe``); None for any other name there, which no write can make
+    (the write says so: ``/proc/sys/vm is not a writable folder``)."""
+    parts = local[len(PROCESS_FOLDER):].strip("/").split("/")
+    if len(parts) >= 3 and parts[-2] == "fd" and parts[0].isdigit():
+        if int(parts[0]) != os.getpid():
+            return f"process {parts[0]}'s descriptor {parts[-1]}"
+        return f"the command's own {_STREAMS.get(parts[-1], f'descriptor {parts[-1]}')}"
+    return f"a link the kernel keeps in {PROCESS_FOLDER}" if os.path.islink(local) else None
+
+
+def _is_under(local: str, folder: str) -> bool:
+    return local == folder or local.startswith(folder + "/")
+
+
+def refuse_process_link(url: str, local: str) -> None:
+    """Refuse an output whose name or link chain reaches ``/proc`` (``-o /dev/stdout``, ``/dev/fd/1``,
+    ``/proc/self/fd/1``): such a name is one of the command's own streams, never a file. On a
+    terminal or a pipe the special-file check caught it, but with the stream redirected to a file
+    (``-o /dev/stdout > out.parquet``) the magic link resolves to that regular file: the check passed,
+    the output went into a temporary and the rename replaced the link itself (as root, the system's
+    ``/dev/stdout``), exit 0, with nothing written to the stream."""
+    for hop, (reached, said) in enumerate(_link_chain(local)):
+        if _is_under(reached, PROCESS_FOLDER) and (what := _process_file(reached)) is not None:
+            if hop:
+                what = f"a link to {said}, {what}"
+            raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a regular file, and the "
+                               "output cannot replace it atomically; give a regular file's path")
+
+
+def refuse_device_folder(url: str, local: str) -> None:
+    """Refuse an output named in ``/dev`` itself, whatever stands there (the nodes were refused
+    before): its names are the system's devices and their links, and a regular file there is
+    only ever a misspelt one (``-o /dev/nul``) that, run as root, was written among them, exit 0.
+    A folder below (``/dev/shm``, a RAM disk people keep scratch files on) is written as usual."""
+    with contextlib.suppress(ValueError):  # a NUL in the name: the write says so
+        if os.path.realpath(os.path.dirname(local)) == DEVICE_FOLDER:
+            raise StorageError(f"cannot write {redact_url(url)}: it is a name in {DEVICE_FOLDER}, the system's "
+                               f"folder of devices, not a place for an output; give a path outside {DEVICE_FOLDER}")
 
 
 def refuse_file_output(url: str) -> None:
