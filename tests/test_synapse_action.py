@@ -290,13 +290,13 @@ def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files,
 
 def test_fatal_error_during_apply_rolls_back_and_fails(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 5)
-    # 2 writes succeed, then 3 tasks fail every attempt (3 each): the backend counts as down, then recovers;
-    # one write at a time, so each failing one was sent after the backend's last answer (``Breaker``)
-    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=9))
+    # 2 writes succeed, then 3 tasks fail every attempt (3 each) and so does the project's check that
+    # follows (``Breaker``): the backend counts as down, then recovers; the writes go together (32 in
+    # flight), so the outage begins while 3 of them are out
+    synapse.add_outage(Fault(status=503, method="PUT", skip=2, times=9))
     client = fast_client(synapse)
     try:
-        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client,
-                              concurrency=1).start()
+        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client).start()
     finally:
         client.close()
     assert result["status"] == "FAILED" and "unavailable" in result["message"]

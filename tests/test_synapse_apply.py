@@ -206,8 +206,9 @@ def test_revoked_token_stops_and_the_journal_lets_rollback_finish(synapse, clien
 
 def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) -> None:
     _, job_dir, tasks = job
-    # two PUTs succeed, then the backend fails every request for a while (3 tasks × 3 attempts)
-    synapse.add_fault(Fault(status=503, skip=2 * 2, times=9))  # each task costs a GET and a PUT
+    # two PUTs succeed, then the backend fails every request for a while (3 tasks × 3 attempts, and
+    # the project's check that then asks whether it answers at all)
+    synapse.add_outage(Fault(status=503, skip=2 * 2, times=9))  # each task costs a GET and a PUT
     report = apply_job(str(job_dir), client=client, concurrency=1)
     assert not report.ok and "unavailable" in report.fatal
     assert report.rollback is not None and report.rollback.complete
@@ -421,7 +422,7 @@ def test_a_fatal_error_rolls_back_only_the_current_run(synapse, client, job) -> 
     first = apply_job(str(job_dir), client=client)
     assert first.ok and first.totals["applied"] == 3 and first.totals["failed"] == 3
     synapse.clear_faults()
-    synapse.add_fault(Fault(status=503, method="PUT", times=9))  # the second run dies on its first tasks
+    synapse.add_outage(Fault(status=503, method="PUT", times=9))  # the second run dies on its first tasks
     second = apply_job(str(job_dir), client=client, concurrency=1)
     assert not second.ok and second.rollback is not None and second.rollback.complete
     assert [t["data"] == expected(n) for n, t in enumerate(tasks[:3], start=1)] == [True] * 3  # run 1 kept

@@ -3,8 +3,8 @@ that task fails alone, as in the SDK (its ToTask counts any error of a task as t
 
 * a 5xx that persists on one task's read (``GET tasks/{id}/``, after the retries: a serializer bug
   on one task's data) aborted the whole export and ``run`` (nothing written, ``total_tasks 0``);
-  only 5xx on ``Breaker``'s tasks in a row (none sent after another task was answered) is the
-  backend down, which still stops the command;
+  only 5xx on ``Breaker``'s tasks in a row whose project's check then gets no answer either is
+  the backend down, which still stops the command (an outage that begins mid-window included);
 * a 401 on one request (one write, one read) ended the run as "token revoked" although the token
   kept working (a write's 401 even rolled back the good writes and still counted them as
   successes): a 401 is the token's only when ``GET projects/{id}/`` is refused too.
@@ -78,9 +78,10 @@ def test_a_5xx_on_one_tasks_read_skips_that_task_and_exports_the_rest(synapse, f
 def test_5xx_on_three_tasks_in_a_row_is_the_backend_down_and_stops_the_export(synapse, files, client,
                                                                               tmp_path) -> None:
     pid = seed_tasks(synapse, files, 5)
-    synapse.add_fault(Fault(status=500, method="GET", path=r"^/tasks/\d+/$", times=None))
-    with pytest.raises(BackendUnavailable, match=r"^the Synapse backend is unavailable \(3 tasks in a row failed "
-                                                 r"with no answer from it between them; last: Synapse answered 500"):
+    synapse.add_outage(Fault(status=500, method="GET", path=r"^/tasks/\d+/$", times=None), checks=None)
+    with pytest.raises(BackendUnavailable, match=rf"^the Synapse backend is unavailable \(3 tasks in a row failed, "
+                                                 rf"and its check, GET /projects/{pid}/, got no answer either: "
+                                                 r"Synapse answered 500 .*; last: Synapse answered 500"):
         export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
     assert not (tmp_path / "out.manifest").exists()
 
@@ -259,3 +260,68 @@ def test_run_inference_a_401_the_check_confirms_stops_the_run(tmp_path) -> None:
     assert rc == 1 and result is not None and result["status"] == "FAILED", tail
     assert "401" in result["message"], result
     assert not server.requests_to("PUT"), tail
+
+
+def test_an_outage_that_begins_mid_window_stops_the_export_nothing_written(synapse, files, client,
+                                                                           tmp_path) -> None:
+    """review15 F1: the backend dies after 10 of a window's 20 reads, all sent together. Counted only
+    when sent after the last answer, none of the 10 failures counted: exit 0, "10 skipped", and
+    ``run`` would annotate and apply half the project. At the 3rd the project's check gets no answer."""
+    pid = seed_tasks(synapse, files, 20)
+    synapse.add_outage(Fault(status=503, method="GET", path=r"^/tasks/\d+/$", skip=10, times=None), checks=None)
+    out = tmp_path / "out.manifest"
+    with pytest.raises(BackendUnavailable, match=rf"^the Synapse backend is unavailable \(3 tasks in a row failed, "
+                                                 rf"and its check, GET /projects/{pid}/, got no answer either"):
+        export_tasks(pid, str(out), client=client)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
+    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 1 + 3  # the start's, then one check (3 tries)
+
+
+def test_broken_tasks_scattered_are_checked_and_fail_alone(synapse, files, client,
+                                                                         tmp_path) -> None:
+    """Six broken reads among good ones (retried, they finish after most good reads, so 3 of them
+    finish in a row): the project's check is answered, so they are the tasks' own and the count
+    starts again; no stop."""
+    pid = seed_tasks(synapse, files, 20)
+    ids = task_ids(synapse, pid)
+    broken = ids[1:20:3][:6]
+    for task in broken:
+        synapse.add_fault(Fault(status=500, method="GET", path=rf"^/tasks/{task}/$", times=None))
+    result = export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    assert result.exported == 14 and sorted(s["task_id"] for s in result.skipped) == broken, result.skipped
+    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) >= 1 + 1  # the start's, and a check
+
+
+def test_apply_stops_and_rolls_back_when_every_write_after_the_2nd_fails(synapse, files, client, tmp_path) -> None:
+    """review15 F1: at the default concurrency the failing writes are all out before the outage, and
+    apply ended with "2 applied, 3 failed": no stop, no rollback, however long the backend stayed down."""
+    pid = seed_tasks(synapse, files, 5)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    synapse.add_outage(Fault(status=503, method="PUT", skip=2, times=9))  # 3 writes x 3 tries, then the check
+    report = apply_job(str(make_job(tmp_path, export)), client=client)
+    assert report.fatal is not None and report.fatal.startswith("the Synapse backend is unavailable"), report.summary()
+    assert report.rollback is not None and report.rollback.totals["restored"] == 2, report.summary()
+    assert all(not t["data"] for t in synapse.project_tasks(pid))
+    failed = [r for r in report.results if r.status == "failed"]
+    assert len(failed) == 3 and all(r.fatal for r in failed), report.results  # said once, as the outage
+
+
+def test_a_project_given_as_digits_is_asked_a_lone_401_fails_that_task_alone(synapse, files, client,
+                                                                            tmp_path) -> None:
+    """review15 F6: ``"project": "7"`` (a converted or hand-edited manifest) was taken as no id, and a
+    lone 401 on its line stopped the whole apply as "the token was refused", with the rollback."""
+    pid = seed_tasks(synapse, files, 3)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    lines = [orjson.loads(line) for line in export.read_bytes().splitlines()]
+    for line in lines:
+        line["synapse"]["project"] = str(pid)
+    export.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    ids = task_ids(synapse, pid)
+    synapse.add_fault(Fault(status=401, method="PUT", path=rf"^/tasks/{ids[1]}/annotate_task_data/$", times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=1, bulk_reads=False)
+    assert report.fatal is None, report.summary()
+    failed = [r for r in report.results if r.status == "failed"]
+    assert [r.task_id for r in failed] == [ids[1]] and "this request alone was refused" in failed[0].detail, failed
+    assert report.totals["applied"] == 2

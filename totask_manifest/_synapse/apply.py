@@ -157,8 +157,8 @@ class _ApplyRun:
         self.rollback_on_fatal = rollback_on_fatal
         self.on_result = on_result
         self.report = ApplyReport(target.job_url, dry_run, keep_results=keep_results, manifest_lines=target.lines)
-        self.breaker = Breaker()
         self.token = TokenCheck(aio)
+        self.breaker = Breaker(token=self.token)
         self.journal: Journal | None = None
         self._gone: set[int] = set()
         self.current = CurrentData(aio, bulk=bulk)
@@ -379,7 +379,6 @@ class _ApplyRun:
     # -- one task ----------------------------------------------------------------------------------------
 
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
-        sent = self.breaker.mark()
         try:
             result = await self._decide_and_write(p, own)
             self._say(self.breaker.success())
@@ -393,9 +392,10 @@ class _ApplyRun:
         except BackendMoved as exc:
             result = self._stopped(p, exc, f"the backend moved ({exc})")
         except BackendUnavailable as exc:
-            # held until the next task says whether the backend is down: then, with the writes in flight
-            # failing the same way, said once, in the summary (``Breaker``)
-            self._say(self.breaker.unavailable(str(exc), TaskResult(p.line, p.task_id, FAILED, str(exc)), since=sent))
+            # held until the next task or the project's check says whether the backend is down: then, with
+            # the writes in flight failing the same way, said once, in the summary (``Breaker``)
+            failed = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            self._say(await self.breaker.unavailable(str(exc), failed, project=p.project))
             return
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):

@@ -273,11 +273,10 @@ class _TaskReads:
     def __init__(self, aio: AsyncSynapseClient, project: int) -> None:
         self.aio = aio
         self.project = project
-        self.breaker = Breaker()
         self.token = TokenCheck(aio)
+        self.breaker = Breaker(token=self.token)
 
     async def line(self, task_id: int) -> tuple[bytes | None, str]:
-        sent = self.breaker.mark()
         try:
             answer = await _task_line(self.aio, self.project, task_id)
         except TokenRejected as exc:
@@ -286,7 +285,7 @@ class _TaskReads:
                 raise
             answer = None, reason
         except BackendUnavailable as exc:
-            self.breaker.unavailable(str(exc), since=sent)
+            await self.breaker.unavailable(str(exc), project=self.project)
             if self.breaker.tripped:
                 raise BackendUnavailable(self.breaker.fatal, status=exc.status, method=exc.method,
                                          path=exc.path, unreachable=exc.unreachable) from None

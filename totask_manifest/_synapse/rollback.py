@@ -50,7 +50,7 @@ from .journal import Journal, TaskHistory, heard_of, iter_journal, open_writes
 from .settings import SynapseSettings, origin
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, check_concurrency, project_gone, restore_other_unit, run_pool
+from .workers import Breaker, TokenCheck, check_concurrency, project_gone, restore_other_unit, run_pool
 from .written_units import fill_written_units
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ async def rollback_async(
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
     report.host_check = aio.settings.check_host()
-    breaker = Breaker()
+    breaker = Breaker(token=TokenCheck(aio))  # the project's check tells an outage from broken tasks
     # apply's own run awaited each of its writes before rolling back: only those no one answered may
     # still be on their way (``unanswered``)
     unanswered_only = only_run is not None
@@ -301,7 +301,6 @@ async def rollback_async(
 
     async def restore(history: TaskHistory) -> None:
         tid = history.task_id
-        sent = breaker.mark()
         try:
             task = await aio.get_task(tid, DETAIL)
             if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
@@ -343,7 +342,8 @@ async def rollback_async(
             result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             result = RestoreResult(tid, FAILED, str(exc))
-            breaker.unavailable(str(exc), result, since=sent)  # once it trips, this and those before it: said once, in the summary
+            # once it trips, this and those before it: said once, in the summary
+            await breaker.unavailable(str(exc), result, project=history.writes[0].get("project"))
         except NotFound as exc:
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)

@@ -5,7 +5,7 @@ manifest is read as fast as tasks finish, never held whole in memory) until it r
 fatal error is declared. A fatal error is one after which no task can succeed: the token was
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
-connection, each after its own retries, none of them sent before the backend's last answer to a task:
+connection, each after its own retries, and the project's GET then got no answer either:
 ``Breaker``, the one rule for apply, rollback and export).
 """
 
@@ -34,27 +34,35 @@ def check_concurrency(concurrency: int) -> None:
 
 class Breaker:
     """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
-    their results until the next task says whether the backend is down.
+    their results until it is known whether the backend is down.
 
-    "In a row" is not the order failures finish in: a read that fails is retried with backoff, so it
-    finishes after every good read started with it, and three broken tasks anywhere in an export's
-    window of 256 (or among apply's 32 writes in flight) were called an outage while the backend
-    answered all the others. A failure counts only when its task was sent after the backend's last
-    answer to a task (``mark`` before sending, ``unavailable(..., since=mark)``): the backend then
-    answered nothing from the first counted task's sending to the last one's failure. One sent
-    before an answer came is its task's failure alone, said at once: the backend answered meanwhile.
+    "In a row" is the order failures finish in, and that alone cannot tell an outage from broken
+    tasks: a failed read is retried with backoff, so it finishes after every good read sent with it,
+    and three broken tasks anywhere in export's window of 256 (or among apply's 32 writes) finish in
+    a row while the backend answers all the others; an outage that begins mid-window looks the same
+    by timing (every read of the window was sent before the last answer). What tells them apart is
+    whether the backend answers now: at ``threshold`` in a row, ``token`` (``TokenCheck``) asks
+    ``GET /projects/{id}/`` once, the request every command makes at its start. Answered (2xx): the
+    failures are their tasks' own, said as such, and the count starts again; anything else (5xx, no
+    connection, a timeout, after the client's retries; or any other non-2xx answer, which cannot say
+    the backend is up): the backend is down, the run stops. One check at a time; the failures that
+    finish while it is asked wait for its verdict and share it. Without a project id to ask (apply's
+    lines without one) or a ``token``, the count alone stops the run, as it always did.
 
     Why hold them: the failures before the one that trips the breaker were said one by one (`task
     1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
     Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); a task
-    that the backend answers first makes them failures of their own, said as such."""
+    that the backend answers first, or an answered check, makes them failures of their own, said as such."""
 
-    def __init__(self, threshold: int = 3) -> None:
+    def __init__(self, threshold: int = 3, token: TokenCheck | None = None) -> None:
         self.threshold = max(1, threshold)
+        self.token = token
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
         self._held: list[Any] = []
-        self._answers = 0
+        #: the project the check asks for: the last one a failed task named (any of the run's will do)
+        self._project: int | None = None
+        self._judging = asyncio.Lock()
 
     @property
     def tripped(self) -> bool:
@@ -64,43 +72,66 @@ class Breaker:
         if self.fatal is None:
             self.fatal = reason
 
-    def mark(self) -> int:
-        """Taken before a task's requests are sent: given back to ``unavailable``, it tells whether
-        the backend answered another task while this one was tried."""
-        return self._answers
-
     def success(self) -> list[Any]:
         """The backend answered a task: the unavailable failures held are failures of their own
         (returned, to be said)."""
-        self._answers += 1
         self._unavailable_in_a_row = 0
         return self.release()
 
-    def unavailable(self, reason: str, result: Any = None, *, since: int | None = None) -> list[Any]:
+    async def unavailable(self, reason: str, result: Any = None, *, project: Any = None) -> list[Any]:
         """``result`` (a result with a ``fatal`` flag; None: nothing to hold, as for export, whose
         skipped task is the same whether the backend is down or not) failed for want of an answer;
-        ``since``: ``mark`` taken before its task was sent (None: counted, as a task sent alone).
-        Returns what may be said now: ``result`` alone when the backend answered another task since
-        (no sign of an outage); nothing while it may be an outage (held); once this trips the
-        breaker, or it has tripped, every result held and this one, marked ``fatal``."""
-        if since is not None and since != self._answers and not self.tripped:
-            return [] if result is None else [result]
+        ``project``: its task's project, the check's to ask. Returns what may be said now: nothing
+        while it may be an outage (held); every result held, this one included, when the check was
+        answered; once the breaker trips, or has tripped, every result held and this one, marked ``fatal``."""
         self._unavailable_in_a_row += 1
         if result is not None:
             self._held.append(result)
-        if self._unavailable_in_a_row >= self.threshold:
-            self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed "
-                      f"with no answer from it between them; last: {reason})")
+        if (pid := project_id(project)) is not None:
+            self._project = pid
+        said = await self._judge(reason) if self._unavailable_in_a_row >= self.threshold else []
         if not self.tripped:
-            return []
+            return said
         for held in self._held:
             held.fatal = True
         return self.release()
+
+    async def _judge(self, reason: str) -> list[Any]:
+        """At ``threshold`` in a row: trips the breaker, or, the check answered, returns the results
+        held (their own failures) and starts the count again."""
+        async with self._judging:  # one check at a time: those waiting share its verdict
+            in_a_row = self._unavailable_in_a_row
+            if self.tripped or in_a_row < self.threshold:  # decided while this one waited
+                return []
+            failed = f"{in_a_row} tasks in a row failed"
+            if self._project is None or self.token is None:
+                self.trip(f"the Synapse backend is unavailable ({failed}; last: {reason})")
+                return []
+            check = await self.token.got(self._project)
+            if check is not None:
+                self.trip(f"the Synapse backend is unavailable ({failed}, and its check, GET /projects/{self._project}/, "
+                          f"got no answer either: {check}; last: {reason})")
+                return []
+            self._unavailable_in_a_row = 0  # answered: the backend is up, the failures were their tasks' own
+            return self.release()
 
     def release(self) -> list[Any]:
         """The results held (the run ended, or the backend answered), to be said as they are."""
         held, self._held = self._held, []
         return held
+
+
+def project_id(project: Any) -> int | None:
+    """``project`` as an id to ask for, or None where it cannot be one: an int, or a string of digits
+    (``"project": "7"`` of a converted or hand-edited manifest names project 7, and a lone 401 on its
+    line was taken as the token's, stopping the apply); not a bool, a float, nor other text."""
+    if isinstance(project, bool):
+        return None
+    if isinstance(project, int):
+        return project
+    if isinstance(project, str) and project.isascii() and project.isdigit():
+        return int(project)
+    return None
 
 
 class TokenCheck:
@@ -141,11 +172,12 @@ async def refused_alone(token: TokenCheck, exc: TokenRejected, project: Any) -> 
     """The one rule for a 401 to one task's request, in apply, export and ``run``'s inference: the
     reason that task fails alone, or None when the token itself is refused (the run stops).
 
-    Asked with ``project``'s GET (``TokenCheck``); a project that is no id (a line without one, or
-    ``"project": true``) has nothing to ask, and the 401 is taken as the token's, as it always was.
+    Asked with ``project``'s GET (``TokenCheck``); a string of digits is that id (``project_id``); a
+    project that cannot be one (a line without one, ``"project": true``, other text) has nothing to
+    ask, and the 401 is taken as the token's, as it always was.
     Answered, this request alone was refused; refused too, the token is revoked; anything else is
     no verdict, and the reason quotes what the check got."""
-    if not isinstance(project, int) or isinstance(project, bool):
+    if (project := project_id(project)) is None:
         return None
     check = await token.got(project)
     request = f"Synapse answered 401 to {exc.method} {exc.path}"

@@ -102,6 +102,23 @@ class RequestLog:
         self.faults.append(fault)
         return fault
 
+    def add_outage(self, fault: Fault, checks: int | None = 3) -> Fault:
+        """``fault`` as the backend down, not one request's failure: from its first answer on, the
+        project's GET (``Breaker``'s check whether the backend answers) fails the same way too,
+        ``checks`` times (one check's tries with ``fast_client``; None: for good), then it answers
+        again. A fault on the writes alone is a backend that still answers, which ``Breaker``
+        rightly calls the tasks' own failures."""
+        check = Fault(status=fault.status, method="GET", path=r"^/projects/\d+/$", times=0, reset=fault.reset)
+
+        def begin(_server: Any, _rec: Recorded) -> None:
+            if fault.fired and check.times == 0:
+                check.times = checks
+
+        self.hooks.append(begin)
+        self.add_fault(fault)
+        self.add_fault(check)
+        return fault
+
     def clear_faults(self) -> None:
         self.faults.clear()
 
