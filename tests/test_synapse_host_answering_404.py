@@ -84,3 +84,42 @@ def test_a_project_deleted_mid_run_fails_the_write_it_came_to(exported_job, syna
     assert (report.totals["applied"], report.totals["failed"], report.not_reached) == (2, 1, TASKS - 3), report.summary()
     [failed] = [r for r in report.results if r.status == "failed"]
     assert failed.fatal and failed.line == 3
+
+
+@pytest.mark.parametrize("down", ["503", "reset"])
+def test_a_backend_down_at_the_reads_reaches_no_line(exported_job, synapse, client, down: str) -> None:
+    """The backend found down (every read answered 503, or its connection dropped) while the tasks'
+    data was read: nothing was sent, so its lines are not reached, as the other stops count them
+    (tester16 F2); it said "20 failed" of a run that sent no PUT and journalled nothing."""
+    from totask_manifest._synapse.apply import apply_job
+
+    _, job = exported_job
+    synapse.down = down
+    report = apply_job(str(job), client=client)
+    assert report.fatal is not None and report.fatal.startswith("the Synapse backend is unavailable"), report.summary()
+    assert report.totals["failed"] == 0 and report.not_reached == TASKS, report.summary()
+    assert f"{TASKS} lines not reached: nothing was sent for them" in report.summary()
+    assert not synapse.requests_to("PUT") and list(iter_journal(str(job))) == []
+
+
+def test_writes_out_when_the_backend_goes_down_fail_with_it(exported_job, synapse, client) -> None:
+    """A write that was out when the backend was found down is that line's failure (it may have
+    landed: the journal and the rollback say which), not a line not reached."""
+    from totask_manifest._synapse.apply import apply_job
+
+    _, job = exported_job
+
+    def down_at_third_put(server, rec) -> None:
+        if rec.method == "PUT" and len(server.requests_to("PUT")) == 3:
+            server.down = "503"
+
+    synapse.hooks.append(down_at_third_put)
+    report = apply_job(str(job), client=client, concurrency=1, rollback_on_fatal=False)
+    assert report.fatal is not None and report.fatal.startswith("the Synapse backend is unavailable"), report.summary()
+    # the window's data was read before the outage (one listing), so the writes of lines 3-5 went
+    # out, each answered 503, the third trips the breaker: failed; the lines after them not reached
+    puts = len({r.path for r in synapse.requests_to("PUT")})  # tasks written to, retries aside
+    failed = [r for r in report.results if r.status == "failed"]
+    assert report.totals["applied"] == 2 and len(failed) == puts - 2 >= 1, report.summary()
+    assert all(r.fatal for r in failed) and failed[0].line == 3, failed
+    assert report.not_reached == TASKS - puts, report.summary()

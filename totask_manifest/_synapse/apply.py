@@ -394,7 +394,7 @@ class _ApplyRun:
         except BackendUnavailable as exc:
             # held until the next task or the project's check says whether the backend is down: then, with
             # the writes in flight failing the same way, said once, in the summary (``Breaker``)
-            failed = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            failed = TaskResult(p.line, p.task_id, FAILED, str(exc), sent=p.line in self._writing)
             self._say(await self.breaker.unavailable(str(exc), failed, project=p.project))
             return
         except NotFound as exc:
@@ -424,8 +424,12 @@ class _ApplyRun:
         return TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
 
     def _say(self, results: list[TaskResult]) -> None:
+        """Count and hand on ``results``; a task whose data was being read when the backend was found
+        down had nothing sent for it: a line not reached, as ``_stopped`` leaves those of the other
+        stops (a backend down at the reads said "20 failed" of a run that had sent nothing)."""
         for result in results:
-            self._emit(result)
+            if not (result.fatal and not result.sent):
+                self._emit(result)
 
     async def _decide_and_write(self, p: Planned, own: set[tuple[int, str]] | None) -> TaskResult | None:
         """What to do with one task, and the write; None: decided after the run (``_recheck``).

@@ -35,6 +35,9 @@ class TaskResult:
     #: project gone): the report's ``fatal`` says it once, so the CLI prints no line of its own for
     #: it (32 writes in flight were 32 lines repeating the stop); it is counted all the same
     fatal: bool = False
+    #: its write was sent (False: the task failed as its data was read): with ``fatal``, a line the
+    #: run did not reach, left out of the counts (``_ApplyRun._say``)
+    sent: bool = True
 
     def describe(self) -> str:
         who = f"task {self.task_id}" if self.task_id is not None else f"line {self.line}"
