@@ -64,19 +64,24 @@ def test_a_key_like_no_parameter_is_ignored_and_said(synapse, files, tmp_path, c
 @pytest.mark.parametrize(("given", "meant"), [("statuss=pending", "status"), ("Status=pending", "status"),
                                               ("statuss__in=pending,done", "status__in"), ("assigne=3", "assignee"),
                                               ("status_in=pending,done", "status__in"),
-                                              ("created_at_gte=2026-01-01", "created_at__gte")])
+                                              ("created_at_gte=2026-01-01", "created_at__gte"),
+                                              ("limt=2", "limit"), ("Limit=2", "limit"), ("limits=2", "limit")])
 def test_a_misspelt_filter_is_refused_naming_the_one_meant(given: str, meant: str) -> None:
     with pytest.raises(UsageError, match=f"did you mean {meant!r}"):
         parse_filters([given])
 
 
-def test_export_refuses_a_misspelt_filter_in_one_line_before_listing(synapse, files, tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("given", "meant"), [("statuss=pending", "status"), ("limt=2", "limit")])
+def test_export_refuses_a_misspelt_filter_in_one_line_before_listing(synapse, files, tmp_path, capsys, given: str,
+                                                                     meant: str) -> None:
+    """``limt=2`` exported every task: the backend ignored it, and the limit was left out."""
     pid = seed_tasks(synapse, files, 3)
     out = tmp_path / "f.manifest"
-    assert main(["export", "--project", str(pid), "--filter", "statuss=pending", "-o", str(out)]) == 2
+    assert main(["export", "--project", str(pid), "--filter", given, "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "filter 'statuss' is not a filter the ToTask guide documents; did you mean " \
-                                   "'status'?" in err, err
+    key = given.partition("=")[0]
+    assert err.count("\n") == 1 and f"filter {key!r} is not a filter the ToTask guide documents; did you mean " \
+                                   f"{meant!r}?" in err, err
     assert synapse.requests == [] and not out.exists()
 
 
@@ -90,7 +95,7 @@ def test_a_filter_on_a_field_no_task_carries_is_said_to_be_unchecked(synapse, fi
                               client=client)
     assert result.exported == 3 and result.unchecked == ["stauts"]
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert said == ["filter stauts=pending could not be checked: no listed task holds 'stauts', and "
+    assert said == ["warning: filter stauts=pending could not be checked: no listed task holds 'stauts', and "
                     "Synapse ignores a filter it does not know (listing every task): check its name"], said
 
 
@@ -104,9 +109,48 @@ def test_a_filter_on_a_field_the_tasks_carry_is_checked_not_said_unchecked(synap
         result = export_tasks(pid, str(tmp_path / "f.manifest"), filters={"id": tasks[1]["id"]}, client=client)
     assert result.unchecked == [] and result.exported == 1
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert said == [f"the backend did not apply filter id={tasks[1]['id']}: 2 listed tasks do not match it and "
+    assert said == [f"warning: the backend did not apply filter id={tasks[1]['id']}: 2 listed tasks do not match it and "
                     "were not exported"], said
     assert json.loads((tmp_path / "f.manifest").read_text())["synapse"]["task_id"] == tasks[1]["id"]
+
+
+@pytest.mark.parametrize("key", ["limt", "Limit", "limits"])
+def test_run_refuses_a_misspelt_limit_in_task_filters_before_any_request(synapse, files, tmp_path, key: str) -> None:
+    """The tester's case: ``task_filters: {"limt": 2}`` wrote all 6 tasks, not 2: the backend ignores
+    the key it does not know, so the guide's export limit was silently left out."""
+    pid = seed_tasks(synapse, files, 6)
+    params = tmp_path / "lim.json"
+    params.write_text(json.dumps(file_params(pid, task_filters={key: 2})))
+    done = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"filter {key!r} is not a filter the ToTask guide documents; did you mean 'limit'?" in done.stderr
+    assert synapse.requests == [] and not (tmp_path / "runs").exists()
+    assert all(task["data"] in ({}, None) for task in synapse.project_tasks(pid))
+
+
+UNCHECKED = ("warning: filter stauts=pending could not be checked: no listed task holds 'stauts', and Synapse "
+             "ignores a filter it does not know (listing every task): check its name")
+
+
+def test_export_says_an_unchecked_filter_once_in_the_documented_form(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    done = run_cli("export", "--project", str(pid), "--filter", "stauts=pending", "-o", str(tmp_path / "e.manifest"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("could not be checked") == 1 and UNCHECKED in done.stderr.splitlines(), done.stderr
+
+
+def test_run_says_an_unchecked_filter_once_in_the_documented_form(synapse, files, tmp_path) -> None:
+    """It was said twice, without ``warning:``: by the export and again by the action for the job's log;
+    the job's log still gets it, once, as a ``warning`` message."""
+    pid = seed_tasks(synapse, files, 2)
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(file_params(pid, task_filters={"stauts": "pending"})))
+    done = run_cli("run", str(params), "--output", str(tmp_path / "runs"), env={"SYNAPSE_JOB_ID": str(synapse.add_job())})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("could not be checked") == 1 and UNCHECKED in done.stderr.splitlines(), done.stderr
+    [said] = [e for e in synapse.logs if e["data"].get("key") == "TOTASK_FILTER_NOT_APPLIED"]
+    assert said["level"] == "warning" and said["data"]["content"] == UNCHECKED.removeprefix("warning: ")
 
 
 @pytest.mark.parametrize("key", ["notes", "methd", "target_specificaton_name"])

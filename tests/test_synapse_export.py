@@ -114,7 +114,7 @@ def test_a_filter_the_backend_ignored_is_reported_and_its_tasks_not_exported(syn
     else:
         assert result.unmatched == {"assignee=null": 2}  # assigned to 7 and to 3
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warning.startswith("the backend did not apply filter ") and "2 listed tasks" in warning
+    assert warning.startswith("warning: the backend did not apply filter ") and "2 listed tasks" in warning
     # the skipped tasks were never fetched
     fetched = {int(r.path.split("/")[2]) for r in synapse.requests_to("GET", r"^/tasks/\d+/$")}
     assert fetched == {tasks[0]["id"], tasks[2]["id"]}

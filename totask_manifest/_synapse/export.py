@@ -242,8 +242,8 @@ async def _export(
                 on_progress(listed)
         result.unmatched, result.listings, result.listing_changed = listing.unmatched, listing.listings, listing.changed
         result.unchecked = sorted(listing.unchecked) if listing.returned else []
-        for warning in result.unmatched_warnings():
-            log.warning("%s", warning)
+        for warning in result.unmatched_warnings():  # said here once: the action only tells its job's log
+            log.warning("warning: %s", warning)
         if listed == 0:
             shown = ", ".join(f"{k}={shown_value(v)}" for k, v in filters.items()) or "none"
             ignored = (f"; the backend listed {counted(listing.returned, 'task')}, none matching "

@@ -20,11 +20,14 @@ from .query import encode_query, split_lookup
 RESERVED_FILTERS = frozenset({"project", "fields", "page", "page_size", "expand"})
 #: the filters the ToTask guide documents (others are passed to the backend as they are)
 KNOWN_FILTERS = ("status", "status__in", "data_collection", "assignee", "created_at__gte", "created_at__lte")
+#: the guide's ``task_filters: {"limit": N}``: how many tasks to export, not a query filter
+LIMIT_FILTER = "limit"
 #: the task fields those filters test
 KNOWN_FIELDS = ("status", "data_collection", "assignee", "created_at")
 #: a filter on another field this close to a known one (difflib's ratio, letter case aside) is taken for
 #: its misspelling and refused: the backend ignores a filter it does not know and lists every task, so
-#: ``statuss=pending`` would export, and the ToTask action write, the whole project
+#: ``statuss=pending`` would export, and the ToTask action write, the whole project (``limt=2`` too: the
+#: limit left out)
 MISSPELT_RATIO = 0.85
 
 
@@ -60,7 +63,7 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
             raise UsageError(f"filter name {key!r} must be a non-empty string")
         if key in RESERVED_FILTERS:
             raise UsageError(f"filter {key!r} is set by export itself and cannot be overridden")
-        if key == "limit":  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
+        if key == LIMIT_FILTER:  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
             out[key] = _limit(value)
             continue
         refuse_misspelt_filter(key)
@@ -84,14 +87,16 @@ def filter_field(key: str) -> str:
 
 def refuse_misspelt_filter(key: str) -> None:
     """A filter on a field that is not a documented one but nearly is (``statuss``, ``Status``,
-    ``assigne``) is a ``UsageError`` naming the documented one: sent as it is, the backend would
-    ignore it and list every task, which nothing downstream could tell from a filter that matched
-    them all. A field no documented one resembles goes to the backend as it is (``data_unit__id``)."""
+    ``assigne``), or a key that nearly is ``limit`` (``limt``, ``Limit``, ``limits``), is a
+    ``UsageError`` naming the documented one: sent as it is, the backend would ignore it and list
+    every task, which nothing downstream could tell from a filter that matched them all (or from a
+    project no larger than the limit). A field no documented one resembles goes to the backend as
+    it is (``data_unit__id``)."""
     field_name = filter_field(key)
     if field_name in KNOWN_FIELDS:
         return
     # the whole key first: a lookup spelt with one underscore (status_in, created_at_gte) is no lookup
-    whole = difflib.get_close_matches(key.lower(), KNOWN_FILTERS, n=1, cutoff=MISSPELT_RATIO)
+    whole = difflib.get_close_matches(key.lower(), (*KNOWN_FILTERS, LIMIT_FILTER), n=1, cutoff=MISSPELT_RATIO)
     close = difflib.get_close_matches(field_name.lower(), KNOWN_FIELDS, n=1, cutoff=MISSPELT_RATIO)
     if whole or close:
         meant = whole[0] if whole else close[0] + key[len(field_name):] if key.startswith(field_name) else close[0]

@@ -114,9 +114,12 @@ class JobReporter:
             self._logs.append(entry)
             self._dirty = True
 
-    def message(self, content: str, *, key: str = "", level: str = "info") -> None:
-        """A user message, as the SDK's ``log_message``: event ``message``, ``{content, key}``."""
-        log.log(logging.WARNING if level in ("warning", "danger", "error") else logging.INFO, "%s", content)
+    def message(self, content: str, *, key: str = "", level: str = "info", echo: bool = True) -> None:
+        """A user message, as the SDK's ``log_message``: event ``message``, ``{content, key}``.
+        ``echo=False``: for the job's log only, as a line said already here (an export's warning)
+        would be said twice."""
+        if echo:
+            log.log(logging.WARNING if level in ("warning", "danger", "error") else logging.INFO, "%s", content)
         self.log("message", {"content": content, "key": key}, level=level)
 
     # -- sending ---------------------------------------------------------------------------------------

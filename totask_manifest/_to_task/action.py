@@ -137,8 +137,10 @@ class ToTaskAction:
         if self._run_record is not None:
             note(self._run_record, export_skipped=result.skipped, export_listed=result.listed)
 
-    def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
-        reporter.message(text, key=key, level=level)
+    def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info", echo: bool = True) -> None:
+        """``text`` to the Synapse job's log and the caller's ``log_message``; to ours too unless
+        ``echo=False`` (a line the code that found it has said already)."""
+        reporter.message(text, key=key, level=level, echo=echo)
         log_message = getattr(self.run, "log_message", None)
         if callable(log_message):
             try:
@@ -258,8 +260,8 @@ class ToTaskAction:
             )
             if result.unmatched:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
-            for warning in result.unmatched_warnings():
-                self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning")
+            for warning in result.unmatched_warnings():  # export_tasks said each here already
+                self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning", echo=False)
             # the SDK's words, "1 tasks" included (Synapse shows them in the job's log as the SDK's), and its
             # count: every task listed, as its fetch_tasks counts them (the result's total_tasks); those
             # the export could not take (no files) are tasks of the run too, failed ones
