@@ -4,11 +4,8 @@ HTTP server on 127.0.0.1 and real files."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import email.utils
-import ipaddress
 import os
-import ssl
 import time
 
 import fsspec
@@ -16,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, stream_chunks
+from tests.support.tls import self_signed_context
 from totask_manifest._errors import FetchError, UsageError
 from totask_manifest._fetch import (
     Fetcher,
@@ -302,34 +300,11 @@ def test_connection_refused_is_retried_then_reported():
         _run(policy, lambda f: f.fetch("http://127.0.0.1:1/nothing-listens"))
 
 
-def _self_signed_context(tmp_path) -> ssl.SSLContext:
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return context
-
-
 def test_untrusted_certificate_fails_without_retries(tmp_path):
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"secret")
 
-    with LocalHTTPServer(handler, ssl_context=_self_signed_context(tmp_path)) as server:
+    with LocalHTTPServer(handler, ssl_context=self_signed_context(tmp_path)) as server:
         with pytest.raises(FetchError, match="TLS certificate not trusted") as info:
             _run(FetchPolicy(retries=3, **FAST), lambda f: f.fetch(server.url("x")))
         assert "attempts" not in str(info.value) and server.hits["/x"] == 0

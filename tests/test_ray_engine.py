@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -707,6 +709,90 @@ def test_an_address_where_a_server_that_is_not_ray_answers_is_refused_before_the
                                f"127.0.0.1:{port} does not answer gRPC's greeting (HTTP/2): it is not a Ray cluster"), r.stderr
     assert len(r.stderr.splitlines()) == 1, r.stderr
     assert not out.exists() and took < 60
+
+
+@contextlib.contextmanager
+def settings_answerer(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A server that is not Ray but answers gRPC's greeting (an HTTP/2 SETTINGS frame), after a TLS
+    handshake with ``tls``: the cleartext probe passes it, only Ray's GCS client can tell. Its port."""
+    server = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+
+    def answer(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            peer = tls.wrap_socket(conn, server_side=True) if tls is not None else conn
+            peer.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            while peer.recv(4096):
+                pass
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    with server:
+        yield server.getsockname()[1]
+
+
+def _gcs_questions_running(address: str) -> list[str]:
+    """The processes asking ``address`` with Ray's GCS client (``_gcs_problem``) still there."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if address.encode() in argv and b"InnerGcsClient" in b" ".join(argv):
+                found.append(proc.name)
+    return found
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_an_ipv6_address_is_asked_as_ray_writes_it_and_its_check_is_bounded(monkeypatch):
+    """``[::1]:PORT`` reached Ray's GCS client as ``::1:PORT`` ("Invalid gcs_address"): every IPv6
+    cluster was refused. Now the form passes, the greeting passes, and the GCS check gets the address
+    as Ray writes it; its verdict comes at ``GCS_TIMEOUT_S``, the process killed (Ray's own timeout
+    did not bound it: an HTTP/2 server that is not Ray held it for minutes)."""
+    from totask_manifest._engines import ray as engine_module
+
+    assert engine_module.address_problem("[::1]:6379") is None
+    monkeypatch.setattr(engine_module, "GCS_TIMEOUT_S", 3.0)
+    with settings_answerer("::1") as port:
+        assert engine_module._grpc_problem("::1", port) is None
+        with pytest.raises(UsageError) as refused:
+            engine_module.probe_address(f"[::1]:{port}")
+    said = str(refused.value)
+    assert said.startswith(f"--ray-address [::1]:{port}: what answers at [::1]:{port} gave no Ray cluster id "
+                           "within 3 s: it is not a Ray GCS"), said
+    assert "Invalid gcs_address" not in said
+    assert _gcs_questions_running(f"[::1]:{port}") == []  # killed, not left behind
+
+
+def test_with_ray_tls_on_a_tls_server_meets_the_gcs_check_not_the_cleartext_greeting(tmp_path, monkeypatch):
+    """A TLS cluster (``RAY_USE_TLS=1``, as Ray documents) answers no cleartext HTTP/2 greeting: the
+    probe refused it ("closed the connection at gRPC's greeting: it is not a Ray cluster") before
+    Ray's own client, which uses TLS, was asked. With TLS on, the GCS check decides."""
+    from tests.support.tls import self_signed_context, self_signed_pem
+    from totask_manifest._engines import ray as engine_module
+
+    cert, key = self_signed_pem(tmp_path)
+    for name, value in (("RAY_USE_TLS", "1"), ("RAY_TLS_SERVER_CERT", cert), ("RAY_TLS_SERVER_KEY", key),
+                        ("RAY_TLS_CA_CERT", cert)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(engine_module, "GCS_TIMEOUT_S", 3.0)
+    with settings_answerer(tls=self_signed_context(tmp_path)) as port:
+        assert "gRPC's greeting" in (engine_module._grpc_problem("127.0.0.1", port) or "")  # cleartext: refused
+        with pytest.raises(UsageError) as refused:
+            engine_module.probe_address(f"127.0.0.1:{port}")
+    said = str(refused.value)
+    assert f"what answers at 127.0.0.1:{port}" in said and "is not a Ray GCS" in said, said
+    assert "greeting" not in said, said
 
 
 @pytest.mark.parametrize("address", ["nonsense", "nonsense:abc", "ray://", "ray://127.0.0.1:8765", "127.0.0.1:0",

@@ -181,9 +181,11 @@ def is_cluster_address(address: str | None) -> bool:
 
 #: seconds a cluster address has to accept a connection, and then to answer, before the job is refused
 PROBE_TIMEOUT_S = 5.0
-#: seconds Ray's own GCS client has to get the cluster's id, in a process of its own (its C++ client
-#: retries inside one call and cannot be interrupted; its warnings go to that process's stderr)
-GCS_TIMEOUT_S = 20.0
+#: seconds Ray's own GCS client has to get the cluster's id, in a process of its own, which is killed
+#: then: its C++ client retries inside one call, cannot be interrupted, and does not keep the timeout
+#: it is given (Ray 2.60: more than 10 minutes against an HTTP/2 server that is not Ray, 12 s where
+#: nothing answered); a cluster answers in about a second, most of it the import of Ray
+GCS_TIMEOUT_S = 10.0
 
 #: what ``--ray-address`` takes, in the line refusing another form
 ADDRESS_FORMS = ("auto, local, HOST:PORT (a cluster's GCS, port 6379 by default) or ray://HOST:PORT "
@@ -257,28 +259,49 @@ def probe_address(address: str, named: str | None = None) -> None:
     client = "://" in address  # Ray Client's server speaks gRPC, but is no GCS
     parts = urlsplit("//" + address.strip().split("://", 1)[-1])
     host, port = str(parts.hostname), int(parts.port or 0)
-    problem = _grpc_problem(host, port)
+    problem = _grpc_problem(host, port, greet=not _ray_tls())
     if problem is None and not client:
         problem = _gcs_problem(host, port)
     if problem is not None:
         raise UsageError(f"{shown}: {problem}; check the address, or start the cluster there (ray start --head)")
 
 
-def _grpc_problem(host: str, port: int) -> str | None:
+def _ray_tls() -> bool:
+    """Whether Ray's gRPC uses TLS here, read as Ray reads it (``RAY_USE_TLS`` 1 or true,
+    ``ray._private.grpc_utils``): a TLS cluster answers no cleartext greeting, so only Ray's own
+    GCS client, which takes its certificates from the ``RAY_TLS_*`` variables, can say whether it is one."""
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
+
+
+def _host_port(host: str, port: int) -> str:
+    """``host:port`` as Ray writes it (``[::1]:6379``): its GCS client refuses ``::1:6379``
+    ("Invalid gcs_address"), which refused every IPv6 cluster; the messages name it the same way."""
+    try:
+        from ray._common.network_utils import build_address
+    except ImportError:  # another Ray version: its rule, by hand
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(build_address(host, port))
+
+
+def _grpc_problem(host: str, port: int, greet: bool = True) -> str | None:
     """Why ``host:port`` is no gRPC server, in words, or None: the HTTP/2 preface a gRPC client sends
-    first is answered by a SETTINGS frame; an HTTP/1 server answers with a status line or closes."""
+    first is answered by a SETTINGS frame; an HTTP/1 server answers with a status line or closes.
+    Without ``greet`` (Ray's TLS on) only the connection is asked for."""
+    where = _host_port(host, port)
     try:
         sock = socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S)
     except OSError as exc:
-        return f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})"
+        return f"nothing answers at {where} ({exc.strerror or type(exc).__name__})"
     with sock:
+        if not greet:
+            return None
         try:
             sock.sendall(_H2_PREFACE)
             head = sock.recv(64)
         except OSError as exc:
             head = b"" if not isinstance(exc, TimeoutError) else None  # type: ignore[assignment]
     if head is None:
-        return f"what answers at {host}:{port} said nothing within {PROBE_TIMEOUT_S:g} s: it is not a Ray cluster"
+        return f"what answers at {where} said nothing within {PROBE_TIMEOUT_S:g} s: it is not a Ray cluster"
     if len(head) >= 4 and head[3] == _H2_SETTINGS:
         return None
     if head.startswith(b"HTTP/"):
@@ -286,25 +309,26 @@ def _grpc_problem(host: str, port: int) -> str | None:
         answer = f"speaks HTTP/1 ({said!r}), not gRPC"
     else:
         answer = "closed the connection at gRPC's greeting" if not head else "does not answer gRPC's greeting (HTTP/2)"
-    return f"what answers at {host}:{port} {answer}: it is not a Ray cluster"
+    return f"what answers at {where} {answer}: it is not a Ray cluster"
 
 
 def _gcs_problem(host: str, port: int) -> str | None:
     """Why ``host:port`` is no Ray GCS, or None: Ray's own GCS client asks it for the cluster's id, in a
-    process of its own, which is ended after ``GCS_TIMEOUT_S`` (an HTTP/2 server that is not Ray)."""
+    process of its own, killed after ``GCS_TIMEOUT_S`` (an HTTP/2 server that is not Ray): the timeout
+    Ray is given does not bound the call, this does. ``subprocess.run`` kills it on Ctrl-C too."""
     import subprocess
 
-    timeout_ms = str(int(PROBE_TIMEOUT_S * 1000))
+    where = _host_port(host, port)
     try:
-        done = subprocess.run([sys.executable, "-c", _GCS_QUESTION, f"{host}:{port}", timeout_ms],
+        done = subprocess.run([sys.executable, "-c", _GCS_QUESTION, where, str(int(GCS_TIMEOUT_S * 1000))],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True, timeout=GCS_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return f"what answers at {host}:{port} gave no Ray cluster id within {GCS_TIMEOUT_S:g} s: it is not a Ray GCS"
+        return f"what answers at {where} gave no Ray cluster id within {GCS_TIMEOUT_S:g} s: it is not a Ray GCS"
     if done.returncode == 0:
         return None
     said = done.stdout.strip() or f"exit status {done.returncode}"
-    return f"what answers at {host}:{port} is not a Ray GCS (Ray's GCS client: {said})"
+    return f"what answers at {where} is not a Ray GCS (Ray's GCS client: {said})"
 
 
 def _auto_address(named: str) -> str | None:
