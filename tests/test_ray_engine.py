@@ -796,7 +796,7 @@ def test_with_ray_tls_on_a_tls_server_meets_the_gcs_check_not_the_cleartext_gree
 
 
 @pytest.mark.parametrize("address", ["nonsense", "nonsense:abc", "ray://", "ray://127.0.0.1:8765", "127.0.0.1:0",
-                                     "http://127.0.0.1:8265", "", "  "])
+                                     "http://127.0.0.1:8265", "", "  ", "Auto", "LOCAL"])
 def test_an_address_ray_cannot_parse_or_an_empty_one_is_refused_in_one_line(tmp_path, address):
     """``nonsense``, ``nonsense:abc`` and ``ray://`` ended in a traceback through ``ray.init`` and a
     FAILED job; ``ray://`` with no Ray Client installed too; ``''`` started a private instance, taken
@@ -813,8 +813,34 @@ def test_an_address_ray_cannot_parse_or_an_empty_one_is_refused_in_one_line(tmp_
         if importlib.util.find_spec("grpc") is not None:
             pytest.skip("Ray Client is installed here")
         assert "pip install 'ray[client]'" in r.stderr
+    elif address.lower() in ("auto", "local"):  # passed the check, then failed the job in Ray's words
+        assert f"is Ray's '{address.lower()}' in other letters: Ray takes it only as '{address.lower()}'" in r.stderr
     elif address.strip():
         assert "give auto, local, HOST:PORT" in r.stderr and "ray://HOST:PORT" in r.stderr
+
+
+#: what Ray's GCS client raised against a cluster started with token authentication (RAY_AUTH_MODE=token)
+#: by a process without its token (Ray 2.60, seen at stop 50), its first line as the check prints it
+_TOKEN_REFUSED = ("AuthenticationError: RPC error: InvalidAuthToken: Authentication token is missing or "
+                  "incorrect. Ensure that the token for the cluster is avai")
+
+
+def test_a_cluster_refusing_this_machines_token_is_said_so_not_called_no_ray(monkeypatch):
+    """A cluster with token authentication that refused the token was called "not a Ray GCS", with
+    "check the address, or start the cluster there": untrue, and the advice pointed away from the
+    cause. The GCS check's process prints what Ray's client raised; here that process says what a
+    real one said (a cluster with tokens is not started in the suite: ``ray stop`` is machine-wide)."""
+    from totask_manifest._engines import ray as engine_module
+
+    monkeypatch.setattr(engine_module, "_GCS_QUESTION", f"import sys; print({_TOKEN_REFUSED!r}); sys.exit(1)")
+    with settings_answerer() as port, pytest.raises(UsageError) as refused:
+        engine_module.probe_address(f"127.0.0.1:{port}")
+    said = str(refused.value)
+    assert said.startswith(f"--ray-address 127.0.0.1:{port}: the Ray cluster at 127.0.0.1:{port} refused this "
+                           "machine's Ray authentication token (Ray's GCS client: AuthenticationError: RPC error: "
+                           "InvalidAuthToken: Authentication token is missing or incorrect): give the cluster's "
+                           "token as Ray reads it (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"), said
+    assert "not a Ray GCS" not in said and "check the address" not in said, said
 
 
 _STUCK_IN_RAY_INIT = """

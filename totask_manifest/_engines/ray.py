@@ -186,6 +186,8 @@ PROBE_TIMEOUT_S = 5.0
 #: it is given (Ray 2.60: more than 10 minutes against an HTTP/2 server that is not Ray, 12 s where
 #: nothing answered); a cluster answers in about a second, most of it the import of Ray
 GCS_TIMEOUT_S = 10.0
+#: how the GCS check's refusal of a cluster's token begins (that refusal takes no "check the address")
+_AUTH_REFUSED = "the Ray cluster at"
 
 #: what ``--ray-address`` takes, in the line refusing another form
 ADDRESS_FORMS = ("auto, local, HOST:PORT (a cluster's GCS, port 6379 by default) or ray://HOST:PORT "
@@ -220,6 +222,8 @@ def address_problem(address: str) -> str | None:
         return ("is empty: give a cluster's address, or leave the option out for a private local "
                 "instance (an empty one is never taken for the default)")
     if value.lower() in ("auto", "local"):
+        if value != value.lower():  # Ray takes these words only in lower case: "Auto" failed the job in ray.init
+            return f"is Ray's '{value.lower()}' in other letters: Ray takes it only as '{value.lower()}'"
         return None
     scheme, sep, rest = value.partition("://")
     if sep and scheme.lower() != "ray":
@@ -263,7 +267,8 @@ def probe_address(address: str, named: str | None = None) -> None:
     if problem is None and not client:
         problem = _gcs_problem(host, port)
     if problem is not None:
-        raise UsageError(f"{shown}: {problem}; check the address, or start the cluster there (ray start --head)")
+        advice = "" if problem.startswith(_AUTH_REFUSED) else "; check the address, or start the cluster there (ray start --head)"
+        raise UsageError(f"{shown}: {problem}{advice}")
 
 
 def _ray_tls() -> bool:
@@ -328,6 +333,12 @@ def _gcs_problem(host: str, port: int) -> str | None:
     if done.returncode == 0:
         return None
     said = done.stdout.strip() or f"exit status {done.returncode}"
+    if said.startswith("AuthenticationError") or "authtoken" in said.lower().replace(" ", "").replace("_", ""):
+        # a cluster with token authentication that refused this machine's token: it is a Ray GCS,
+        # and ray.init would be refused the same way; "is not a Ray GCS" sent the user to the address
+        return (f"{_AUTH_REFUSED} {where} refused this machine's Ray authentication token (Ray's GCS client: "
+                f"{said.split('.', 1)[0]}): give the cluster's token as Ray reads it (RAY_AUTH_TOKEN, "
+                "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
     return f"what answers at {where} is not a Ray GCS (Ray's GCS client: {said})"
 
 
