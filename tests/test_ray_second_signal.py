@@ -113,13 +113,13 @@ def test_a_second_signal_on_ray_stops_the_job_at_once_and_resume_finishes_it(tmp
 #: starts a private Ray through the engine, then sends itself SIGTERM every 2 ms while the engine
 #: shuts it down; its own handler counts them. Killed by one, it ends with returncode -15.
 _FLOOD_DURING_SHUTDOWN = textwrap.dedent("""
-    import os, signal, threading, time
+    import os, signal, threading, time, types
     from totask_manifest._engines.ray import RayEngine, RayOptions, shutdown_private_instance
 
     got = []
     mine = lambda signum, frame: got.append(signum)  # noqa: E731
     signal.signal(signal.SIGTERM, mine)
-    assert RayEngine(RayOptions(num_cpus=1))._connect()
+    assert RayEngine(RayOptions(num_cpus=1))._connect(types.SimpleNamespace(building=threading.Event()))  # the run's stop flag
     sent = []
     done = threading.Event()
 
