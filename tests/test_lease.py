@@ -591,3 +591,34 @@ def test_an_unreleased_lease_under_a_rule_is_said_before_the_rule_tag(tmp_path):
     assert said.endswith(f"): {STALE_AFTER} [input-empty]"), said
     assert raised.value.detail.startswith("the manifest is empty; its lease could not be released either (")
     assert raised.value.detail.endswith(STALE_AFTER) and said == f"line 1: {raised.value.detail} [input-empty]"
+
+
+@pytest.mark.parametrize(("found", "command", "given_back"), [
+    ("annotate", "resume", True), ("resume", "chain", True),
+    ("apply", "resume", False),  # no run of the job's in the record: nothing for status to name
+    ("annotate", "apply", False), ("resume", "rollback", False), ("annotate", "run", False),  # job.json tells nothing
+])
+def test_only_a_refused_job_run_gives_back_a_killed_job_runs_lease(tmp_path, found, command, given_back):
+    """A refused ``resume`` (job.json unchanged) writes back the killed run's record it took over, so
+    ``status`` still names that run. It was done for any command failing with job.json unchanged,
+    ``apply`` and ``rollback`` too, which never write job.json (an apply journalled its writes, then a
+    Ctrl-C: its lease then named a week-old dead holder), and over any record found (an apply's)."""
+    from totask_manifest._errors import UsageError
+    from totask_manifest._jobs.holder import Holder
+
+    job = tmp_path / "j"
+    (job / ".lease").mkdir(parents=True)
+    (job / "job.json").write_text('{"status": "RUNNING"}')
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = Holder.me(found)
+    killed.pid, killed.pid_start = gone.pid, ""
+    (job / ".lease" / "lease-000001.json").write_bytes(killed.to_json())
+    with pytest.raises(UsageError), hold(str(job), command):
+        raise UsageError("refused")
+    (lease,) = (job / ".lease").glob("lease-*.json")
+    record = orjson.loads(lease.read_bytes())
+    if given_back:
+        assert (record["pid"], record["command"], record["released"]) == (gone.pid, found, False), record
+    else:
+        assert (record["pid"], record["command"], record["released"]) == (os.getpid(), command, True), record

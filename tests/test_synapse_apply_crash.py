@@ -26,6 +26,7 @@ import pytest
 
 from tests.jobs_helpers import REPO, popen_cli, run_cli
 from totask_manifest._formats.synapse import gt_to_dm_v1
+from totask_manifest._jobs.holder import Holder
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.journal import open_writes, read_journal
@@ -250,6 +251,23 @@ def test_a_rollback_that_cannot_journal_its_restores_sends_them_and_says_so(syna
     assert again.stdout.splitlines()[-1].startswith(f"rollback: 0 restored, {N} already as before"), again.stdout
 
 
+def _ctrl_c_once_held(synapse, proc: subprocess.Popen, held: int) -> str:
+    """Ctrl-C the process once the server holds ``held`` of its requests (``synapse.held``), then
+    let the server answer again: the process's stderr."""
+    try:
+        deadline = time.monotonic() + 60
+        while synapse.in_flight < held and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert synapse.in_flight >= held, proc.poll()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        synapse.held = False
+        if proc.poll() is None:
+            proc.kill()
+    return err if isinstance(err, str) else err.decode()
+
+
 @pytest.mark.slow
 def test_ctrl_c_of_a_rollback_that_cannot_journal_says_its_restores_in_flight_may_still_land(synapse, project, client):
     """A rollback on a full disk sends its restores unjournalled; a Ctrl-C while the server holds
@@ -271,17 +289,7 @@ def test_ctrl_c_of_a_rollback_that_cannot_journal_says_its_restores_in_flight_ma
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "rollback", str(job_dir), "--concurrency", "4"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             preexec_fn=_file_size_limit(size), env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        deadline = time.monotonic() + 60
-        while synapse.in_flight < 4 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # each of the 4 workers held: a restore, or the next task's GET
-        assert synapse.in_flight == 4, proc.poll()
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        synapse.held = False
-        if proc.poll() is None:
-            proc.kill()
+    err = _ctrl_c_once_held(synapse, proc, 4)  # each of the 4 workers held: a restore, or the next task's GET
     in_flight = sorted(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT")[applied:])
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert "sending the restores all the same, unjournalled" in err.splitlines()[0], err
@@ -377,3 +385,44 @@ def test_kill_9_while_one_put_is_retried_times_the_minute_from_its_last_attempt(
     late = rollback_job(str(job_dir), client=client)
     assert [(r.task_id, r.status) for r in late.results] == [(tid, "already")] and late.complete, late.summary()
     assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+
+
+def _dead_apply_lease(job_dir) -> int:
+    """The job's lease as an ``apply`` killed a week ago left it (its process gone): that pid."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    record = Holder.me("apply")
+    record.pid, record.pid_start = gone.pid, ""
+    record.acquired = record.heartbeat = time.time() - 7 * 86400
+    (job_dir / ".lease").mkdir(exist_ok=True)
+    (job_dir / ".lease" / "lease-000001.json").write_bytes(record.to_json())
+    return gone.pid
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_an_apply_that_journalled_writes_releases_the_lease_as_its_own(synapse, project):
+    """An apply taking over a killed apply's lease, then stopped by a Ctrl-C once it had journalled
+    writes: job.json, which apply never writes, was unchanged, so the lease was "given back as found"
+    (for a refused resume only): the dead apply's week-old record came back, the next command said it
+    took the lease over from that long-gone pid again, and the interrupted apply was nowhere."""
+    job_dir, _tasks = project
+    dead = _dead_apply_lease(job_dir)
+    journal = job_dir / "synapse-journal.jsonl"
+
+    def hold_from_the_fifth_put(server, rec) -> None:
+        if rec.method == "PUT" and len(server.requests_to("PUT")) >= 5:
+            server.held = True  # the apply waits on its answers: stopped with journalled writes
+
+    synapse.hooks.append(hold_from_the_fifth_put)
+    proc = popen_cli("apply", str(job_dir), "--concurrency", "2", "--quiet")
+    err = _ctrl_c_once_held(synapse, proc, 1)
+    assert proc.returncode == 130 and journal.stat().st_size > 0, err  # stopped with journalled writes
+    assert f"taking over the lease on {job_dir}: holder pid {dead} " in err, err
+    (lease,) = (job_dir / ".lease").glob("lease-*.json")
+    record = orjson.loads(lease.read_bytes())
+    assert (record["pid"], record["command"], record["released"]) == (proc.pid, "apply", True), record
+
+    synapse.hooks.clear()
+    settle(synapse)
+    after = run_cli("rollback", str(job_dir))
+    assert "taking over the lease" not in after.stderr and f"pid {dead}" not in after.stderr, after.stderr

@@ -31,10 +31,14 @@ generation file every ``timeout / 4`` seconds with a new heartbeat time.
 seconds), or when its holder ran on this host (same boot, same pid namespace) and that process
 is gone, which lets ``resume`` take over at once after a ``kill -9``.
 
-**Refused.** A command refused under the lease before it recorded anything in ``job.json`` (an
-input changed since the job read it, a file gone) gives the lease back as it found it: the
-record it took over (a killed run's) is written back into its own generation, so
-``status`` still names that run, not a command that never ran the job.
+**Refused.** A job-running command (``JOB_RUNS``: those that record their runs in ``job.json``)
+refused under the lease before it recorded anything there (an input changed since the job read
+it, a file gone) gives the lease back as it found it, where the record it took over is a job
+run's too (a killed ``annotate`` or ``resume``): that record is written back into its own
+generation, so ``status`` still names that run, not a command that never ran the job. Any other
+command (``apply``, ``rollback``, ``run``) writes where ``job.json`` does not show it (a journal,
+a run record), so failing, it releases the lease as its own: given back, an interrupted apply
+vanished behind a long-dead holder, named again by the next command's "taking over".
 
 **Lost.** A holder that was paused past the timeout may find its lease taken over. The job
 checks its lease before every checkpoint part and before every ``job.json`` write; a lost lease
@@ -77,6 +81,9 @@ _NAME = re.compile(r"lease-(\d{6,})\.json")
 #: creation of hard links"; others: EOPNOTSUPP, ENOSYS); locks (``flock``) the lease does not use
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 DEFAULT_TIMEOUT = 60.0
+#: the commands that record their runs in ``job.json`` (``_api``): only their unchanged ``job.json``
+#: shows that a failing one did nothing, and only their killed runs does ``status`` name from the lease
+JOB_RUNS = frozenset({"annotate", "resume", "chain", "clone"})
 
 
 class LeaseLost(JobError):
@@ -198,9 +205,9 @@ class Lease:
         self._thread: threading.Thread | None = None
         self.depth = 1
         #: the record of the generation this lease followed (a gone or released holder's), and
-        #: ``job.json`` as it was when the lease was taken: a command refused before it changed
-        #: ``job.json`` writes that record back (``_give_back_as_found``), so ``status`` names the
-        #: run that holder recorded, not a command that never ran the job
+        #: ``job.json`` as it was when the lease was taken: a job run refused before it changed
+        #: ``job.json`` writes that record back (``_give_back_as_found``, where ``_gives_back``), so
+        #: ``status`` names the run that holder recorded, not a command that never ran the job
         self.found = found
         self.job_json_found: bytes | None = None
 
@@ -210,10 +217,21 @@ class Lease:
 
     def note_job_json(self) -> None:
         """Keep ``job.json`` as the lease found it, where there is a record to give back; left
-        unknown (a store that failed the read), the lease is released as the command's own."""
-        if self.found is not None:
+        unknown (a store that failed the read, or not a job run's lease: ``_gives_back``), the
+        lease is released as the command's own."""
+        if self._gives_back():
             with contextlib.suppress(Exception):
                 self.job_json_found = _read_raw(self.fs, self.job_json)
+
+    def _gives_back(self) -> bool:
+        """Whether a refusal may give back the record found: only a job run (``JOB_RUNS``) taking
+        over a job run's record. ``apply`` and ``rollback`` never write ``job.json``, so its being
+        unchanged does not show they did nothing (a journal written, then a Ctrl-C); and another
+        command's record names no run ``status`` shows."""
+        if self.found is None or self.holder.command not in JOB_RUNS:
+            return False
+        found = _parse_holder(self.found)
+        return found is not None and found.command in JOB_RUNS
 
     @property
     def path(self) -> str:
