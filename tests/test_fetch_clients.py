@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
-from tests.test_fetch import _self_signed_context
+from tests.support.tls import self_signed_context
 from totask_manifest._errors import FetchError, UsageError
 from totask_manifest._fetch import Fetcher, FetchPolicy
 from totask_manifest._fetch.fetcher import HTTP_CLIENT_ENV, HTTP_CLIENTS, http_client_kind, new_http_client
@@ -306,7 +306,7 @@ def test_an_untrusted_certificate_is_final(kind, tmp_path):
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"secret")
 
-    with LocalHTTPServer(handler, ssl_context=_self_signed_context(tmp_path)) as server:
+    with LocalHTTPServer(handler, ssl_context=self_signed_context(tmp_path)) as server:
         result = _get(kind, server.url("x"))
     assert isinstance(result, FetchError) and str(result).startswith("TLS certificate not trusted: ")
     assert server.hits["/x"] == 0
@@ -341,7 +341,7 @@ def test_both_clients_trust_the_cas_python_finds(tmp_path):
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"trusted")
 
-    with LocalHTTPServer(handler, ssl_context=_self_signed_context(tmp_path)) as server:
+    with LocalHTTPServer(handler, ssl_context=self_signed_context(tmp_path)) as server:
         by_ip, by_name = server.url("x"), server.url("x").replace("127.0.0.1", "localhost")
         env = {**os.environ, "SSL_CERT_FILE": str(tmp_path / "cert.pem"), "PYTHONPATH": os.getcwd()}
         env.pop("SSL_CERT_DIR", None)

@@ -11,7 +11,7 @@ from aiohttp import web
 from tests.jobs_helpers import closed_port
 from tests.support.http_server import LocalHTTPServer
 from tests.support.proxy import LocalProxy
-from tests.test_fetch import _self_signed_context
+from tests.support.tls import self_signed_context
 from totask_manifest._errors import FetchError
 from totask_manifest._fetch import FetchPolicy
 from totask_manifest._fetch.fetcher import HTTP_CLIENT_ENV, HTTP_CLIENTS
@@ -50,7 +50,7 @@ def test_an_https_host_is_reached_through_a_connect_tunnel_the_proxy_cannot_read
     async def backend(request: web.Request) -> web.Response:
         return web.json_response({"token": request.headers.get("Synapse-Access-Token")})
 
-    with LocalHTTPServer(backend, ssl_context=_self_signed_context(tmp_path)) as server, LocalProxy() as proxy:
+    with LocalHTTPServer(backend, ssl_context=self_signed_context(tmp_path)) as server, LocalProxy() as proxy:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         with SynapseClient(SynapseSettings(host=server.url(""), access_token="tok-tunnel")) as client:
@@ -89,7 +89,7 @@ def test_a_407_to_connect_is_one_line_and_not_retried(tmp_path, monkeypatch) -> 
     async def backend(request: web.Request) -> web.Response:
         return web.json_response({})
 
-    with LocalHTTPServer(backend, ssl_context=_self_signed_context(tmp_path)) as server, \
+    with LocalHTTPServer(backend, ssl_context=self_signed_context(tmp_path)) as server, \
             LocalProxy(auth=("me", SECRET)) as proxy:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url_with_auth("me", "wrong-" + SECRET))
@@ -161,7 +161,7 @@ def test_a_fetch_through_an_unreachable_or_refusing_proxy_names_it(tmp_path, fil
     async def backend(request: web.Request) -> web.Response:
         return web.Response(body=b"x")
 
-    with LocalHTTPServer(backend, ssl_context=_self_signed_context(tmp_path)) as server, \
+    with LocalHTTPServer(backend, ssl_context=self_signed_context(tmp_path)) as server, \
             LocalProxy(auth=("me", SECRET)) as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url_with_auth("me", "wrong-" + SECRET))
         with SyncFetcher(FetchPolicy(retries=2, backoff=0.01)) as fetcher, pytest.raises(FetchError) as info:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer
-from tests.test_fetch import _self_signed_context
+from tests.support.tls import self_signed_context
 from totask_manifest._synapse.client import BackendUnavailable
 from totask_manifest._synapse.settings import SynapseSettings
 from totask_manifest._synapse.sync_client import SynapseClient
@@ -57,7 +57,7 @@ def test_a_query_is_merged_into_the_urls_own_as_httpx_did():
 def test_tls_hosts_are_checked_against_certifi_or_ssl_cert_file(tmp_path, monkeypatch):
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    with LocalHTTPServer(backend, ssl_context=_self_signed_context(tmp_path)) as server:
+    with LocalHTTPServer(backend, ssl_context=self_signed_context(tmp_path)) as server:
         host = server.url("")
         assert host.startswith("https://")
         with SynapseClient(SynapseSettings(host=host, access_token="tok-wire-1"), retries=0) as client, \
