@@ -395,7 +395,7 @@ class _ApplyRun:
             # held until the next task or the project's check says whether the backend is down: then, with
             # the writes in flight failing the same way, said once, in the summary (``Breaker``)
             failed = TaskResult(p.line, p.task_id, FAILED, str(exc), sent=p.line in self._writing)
-            self._say(await self.breaker.unavailable(str(exc), failed, project=p.project))
+            self._say(await self.breaker.unavailable(str(exc), failed, project=p.project, fresh=exc.fresh))
             return
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):

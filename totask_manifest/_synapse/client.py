@@ -46,6 +46,7 @@ Errors name the method, the path and the status, never a token (``SynapseSetting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -96,6 +97,11 @@ RATE_LIMIT_WAIT = 1.0
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
 #: an idle connection is closed after this long (httpx's ``Limits`` default, which the client had)
 KEEPALIVE_SECONDS = 5.0
+#: seconds the backend has to answer ``probe`` (the ``Breaker``'s check), in one try: a backend slower
+#: than this to answer one GET while tasks fail is not serving them
+PROBE_TIMEOUT = 5.0
+#: the methods whose 2xx shows that the backend serves reads; every other method is a write
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _nothing_sent(exc: aiohttp.ClientError) -> bool:
@@ -171,6 +177,7 @@ class AsyncSynapseClient:
         rate_limit_retries: int = 10,
         max_retry_after: float = 60.0,
         page_size: int = 100,
+        probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         self.settings = settings or SynapseSettings.from_env().require_credentials()
         self.max_concurrency = max(1, int(max_concurrency))
@@ -180,12 +187,17 @@ class AsyncSynapseClient:
         self.rate_limit_retries = rate_limit_retries
         self.max_retry_after = max_retry_after
         self.page_size = page_size
+        self.probe_timeout = probe_timeout
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None  # made on the first request, in its loop
         self._proxies = EnvProxies({})  # read with the session
         self._tls = _tls_context()  # here, not on the first request: loading the CA bundle takes a while
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._paused_until = 0.0
+        self._probe_session: aiohttp.ClientSession | None = None  # ``probe``'s own connection
+        #: 2xx answers so far to reads and to writes (``READS``): a failed request whose kind had none since it
+        #: was sent is ``fresh`` (``Breaker``)
+        self.answered = {"read": 0, "write": 0}
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
 
@@ -193,6 +205,9 @@ class AsyncSynapseClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._probe_session is not None:
+            await self._probe_session.close()
+            self._probe_session = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -200,6 +215,17 @@ class AsyncSynapseClient:
                                         keepalive_timeout=KEEPALIVE_SECONDS, tls=self._tls)
             self._proxies = EnvProxies.read()
         return self._session
+
+    def _probe_http(self) -> aiohttp.ClientSession:
+        """``probe``'s session: one connection of its own, so that the check never waits behind the
+        requests that fill the pool (an export's window of 256 reads and their retries held it ~16 min)."""
+        if self._probe_session is None:
+            seconds = self.probe_timeout
+            # no ``total``: aiohttp raises that one as a bare TimeoutError, not the ClientError every timeout is said as
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+            self._probe_session = new_session(1, headers=HEADERS, timeout=timeout, tls=self._tls)
+            self._http()  # the proxies are read with the main session
+        return self._probe_session
 
     async def __aenter__(self) -> AsyncSynapseClient:
         return self
@@ -218,8 +244,13 @@ class AsyncSynapseClient:
         json: Any = None,
         has_body: bool = False,
         on_attempt: Callable[[int], Awaitable[None]] | None = None,
+        probe: bool = False,
     ) -> Any:
         """Send one request (with the retry policy above) and return the decoded JSON body.
+
+        ``probe``: one try, on a connection of its own within ``probe_timeout`` (no connection slot, no
+        pause, no retry), and its answer not counted in ``answered``: ``Breaker``'s check. An error
+        raised is ``fresh`` when no request of its kind (``READS`` or writes) got a 2xx since it was sent.
 
         ``on_attempt(attempt)`` is awaited before each attempt not sent at once: one after the first
         (2, 3, ...), or a first one that waited out a pause (another request's 429) or for a
@@ -238,19 +269,34 @@ class AsyncSynapseClient:
         if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
             query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
         target, query = _merge_query(url, query)
-        session = self._http()
+        session = self._probe_http() if probe else self._http()
         proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
+        kind = "read" if method in READS else "write"
+        since = self.answered[kind]
+        try:
+            return await self._send(method, url, target, query, content, headers, session, proxy, proxy_kwargs,
+                                    on_attempt, probe)
+        except SynapseHTTPError as exc:
+            exc.fresh = self.answered[kind] == since
+            raise
+
+    async def _send(self, method: str, url: str, target: str, query: list[tuple[str, str]] | None, content: Any,
+                    headers: Mapping[str, str] | None, session: aiohttp.ClientSession, proxy: Proxy | None,
+                    proxy_kwargs: dict, on_attempt: Callable[[int], Awaitable[None]] | None, probe: bool) -> Any:
+        """``request``'s attempts, by the retry policy above (``probe``: one, outside the pool's slots)."""
+        retries, rate_limit_retries = (0, 0) if probe else (self.retries, self.rate_limit_retries)
+        slots = contextlib.nullcontext() if probe else self._slots
         failures = 0
         rate_limited = 0
         attempt = 0
         after_unanswered = False  # an earlier attempt may still be processed (``errors.went_unanswered``)
         after_server_error = False  # an earlier attempt was answered 500 or 503: it may have been stored
         while True:
-            paused = await self._wait_if_paused()
+            paused = not probe and await self._wait_if_paused()
             attempt += 1
-            queued = self._slots.locked()  # no slot free: it goes out when another request's ends
+            queued = not probe and self._slots.locked()  # no slot free: it goes out when another request's ends
             try:
-                async with self._slots:
+                async with slots:
                     if on_attempt is not None and (attempt > 1 or paused or queued):
                         await on_attempt(attempt)
                     self.sent += 1
@@ -263,7 +309,7 @@ class AsyncSynapseClient:
                 # the proxy refused the tunnel (a 407): another attempt has the same credentials
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
-                if repeatable and not refused and failures <= self.retries:
+                if repeatable and not refused and failures <= retries:
                     # no answer (``went_unanswered(None)``), unless the connection was never made: nothing sent
                     after_unanswered = after_unanswered or not _nothing_sent(exc)
                     await self._sleep_backoff(failures)
@@ -276,12 +322,12 @@ class AsyncSynapseClient:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
             retry_after = response.headers.get("Retry-After") if status >= 400 else None  # no look-up on a 2xx
-            if status == 429 and rate_limited < self.rate_limit_retries:
+            if status == 429 and rate_limited < rate_limit_retries:
                 rate_limited += 1
                 delay = self._backoff().delay(rate_limited, parse_retry_after(retry_after) or RATE_LIMIT_WAIT)
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
                 continue
-            if _retryable(method, status, retry_after) and failures < self.retries:
+            if _retryable(method, status, retry_after) and failures < retries:
                 failures += 1
                 if status != 413:  # a 413 was refused unread, as a 429: nothing of it is stored or on its way
                     after_unanswered = after_unanswered or went_unanswered(status)
@@ -294,6 +340,8 @@ class AsyncSynapseClient:
                                   after_server_error=after_server_error, proxy=proxy)
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
+            if not probe:
+                self.answered["read" if method in READS else "write"] += 1
             if not body:
                 return None
             try:
@@ -391,6 +439,10 @@ class AsyncSynapseClient:
 
     async def get_project(self, project_id: int) -> dict:
         return await self.get(f"projects/{project_id}/")
+
+    async def probe_project(self, project_id: int) -> dict:
+        """The project's GET as ``Breaker``'s check: once, on its own connection, within ``probe_timeout``."""
+        return await self.request("GET", f"projects/{project_id}/", probe=True)
 
     async def get_data_collection(self, collection_id: int) -> dict:
         return await self.get(f"data_collections/{collection_id}/", {"expand": "file_specifications"})

@@ -285,7 +285,7 @@ class _TaskReads:
                 raise
             answer = None, reason
         except BackendUnavailable as exc:
-            await self.breaker.unavailable(str(exc), project=self.project)
+            await self.breaker.unavailable(str(exc), project=self.project, fresh=exc.fresh)
             if self.breaker.tripped:
                 raise BackendUnavailable(self.breaker.fatal, status=exc.status, method=exc.method,
                                          path=exc.path, unreachable=exc.unreachable) from None

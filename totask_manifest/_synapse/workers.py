@@ -5,8 +5,8 @@ manifest is read as fast as tasks finish, never held whole in memory) until it r
 fatal error is declared. A fatal error is one after which no task can succeed: the token was
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
-connection, each after its own retries, and the project's GET then got no answer either:
-``Breaker``, the one rule for apply, rollback and export).
+connection, each after its own retries, all sent after the last 2xx to their kind of request, or
+else the project's GET then got no 2xx: ``Breaker``, the one rule for apply, rollback and export).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import UsageError
-from .errors import SynapseHTTPError, TokenRejected
+from .errors import NotFound, SynapseHTTPError, TokenRejected
 
 if TYPE_CHECKING:
     from .client import AsyncSynapseClient
@@ -36,18 +36,25 @@ class Breaker:
     """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
     their results until it is known whether the backend is down.
 
-    "In a row" is the order failures finish in, and that alone cannot tell an outage from broken
-    tasks: a failed read is retried with backoff, so it finishes after every good read sent with it,
-    and three broken tasks anywhere in export's window of 256 (or among apply's 32 writes) finish in
-    a row while the backend answers all the others; an outage that begins mid-window looks the same
-    by timing (every read of the window was sent before the last answer). What tells them apart is
-    whether the backend answers now: at ``threshold`` in a row, ``token`` (``TokenCheck``) asks
-    ``GET /projects/{id}/`` once, the request every command makes at its start. Answered (2xx): the
-    failures are their tasks' own, said as such, and the count starts again; anything else (5xx, no
-    connection, a timeout, after the client's retries; or any other non-2xx answer, which cannot say
-    the backend is up): the backend is down, the run stops. One check at a time; the failures that
-    finish while it is asked wait for its verdict and share it. Without a project id to ask (apply's
-    lines without one) or a ``token``, the count alone stops the run, as it always did.
+    The rule: ``threshold`` failures in a row (5xx or no connection, each after its own retries, in
+    the order they finish) stop the run when they were all *fresh* (each sent after the last 2xx to
+    a request of its kind, reads or writes: ``SynapseHTTPError.fresh``), or else when the check, one
+    ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), gets no 2xx.
+
+    Why both: the order failures finish in cannot tell an outage from broken tasks. A failed read is
+    retried with backoff, so it finishes after every good read sent with it, and three broken tasks
+    anywhere in export's window of 256 (or among apply's 32 writes) finish in a row while the
+    backend answers the others: they are not fresh, and the check is answered, so they are their
+    tasks' own (said as such; the count starts again). An outage that begins mid-window fails reads
+    that were sent before the last answer (not fresh): the check, unanswered, tells it. An outage of
+    the writes alone (reads answered: a read-only or maintenance mode, a failover, a full disk) has
+    every check answered, but the writes sent after it began are fresh: it stops the run too.
+    The check goes out at once, on its own connection, once, within ``PROBE_TIMEOUT``: a hung backend
+    is judged in seconds, not after the requests that fill the pool and their retries. A 401 to it
+    is the token refused (``TokenCheck`` marks it revoked), a 404 the project gone (``project_gone``),
+    each said as such; any other answer, or none, is the backend down. One check at a time; the
+    failures that finish while it is asked wait for its verdict and share it. Without a project id
+    to ask (apply's lines without one) or a ``token``, the count alone stops the run.
 
     Why hold them: the failures before the one that trips the breaker were said one by one (`task
     1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
@@ -59,6 +66,7 @@ class Breaker:
         self.token = token
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
+        self._all_fresh = True  # every failure of this run in a row was sent after its kind's last 2xx
         self._held: list[Any] = []
         #: the project the check asks for: the last one a failed task named (any of the run's will do)
         self._project: int | None = None
@@ -75,16 +83,23 @@ class Breaker:
     def success(self) -> list[Any]:
         """The backend answered a task: the unavailable failures held are failures of their own
         (returned, to be said)."""
-        self._unavailable_in_a_row = 0
+        self._start_again()
         return self.release()
 
-    async def unavailable(self, reason: str, result: Any = None, *, project: Any = None) -> list[Any]:
+    def _start_again(self) -> None:
+        self._unavailable_in_a_row = 0
+        self._all_fresh = True
+
+    async def unavailable(self, reason: str, result: Any = None, *, project: Any = None,
+                          fresh: bool = True) -> list[Any]:
         """``result`` (a result with a ``fatal`` flag; None: nothing to hold, as for export, whose
         skipped task is the same whether the backend is down or not) failed for want of an answer;
-        ``project``: its task's project, the check's to ask. Returns what may be said now: nothing
-        while it may be an outage (held); every result held, this one included, when the check was
-        answered; once the breaker trips, or has tripped, every result held and this one, marked ``fatal``."""
+        ``project``: its task's project, the check's to ask; ``fresh``: its error's (sent after the
+        last 2xx to its kind of request). Returns what may be said now: nothing while it may be an
+        outage (held); every result held, this one included, when the check was answered; once the
+        breaker trips, or has tripped, every result held and this one, marked ``fatal``."""
         self._unavailable_in_a_row += 1
+        self._all_fresh = self._all_fresh and fresh
         if result is not None:
             self._held.append(result)
         if (pid := project_id(project)) is not None:
@@ -107,13 +122,28 @@ class Breaker:
             if self._project is None or self.token is None:
                 self.trip(f"the Synapse backend is unavailable ({failed}; last: {reason})")
                 return []
-            check = await self.token.got(self._project)
+            check = await self.token.got(self._project, probe=True)
             if check is not None:
-                self.trip(f"the Synapse backend is unavailable ({failed}, and its check, GET /projects/{self._project}/, "
-                          f"got no answer either: {check}; last: {reason})")
-                return []
-            self._unavailable_in_a_row = 0  # answered: the backend is up, the failures were their tasks' own
-            return self.release()
+                self.trip(self._verdict(check, failed, reason))
+            elif self._all_fresh:  # reads answered, and these requests' kind not since they were sent: the writes'
+                self.trip(f"the Synapse backend is unavailable ({failed}, each sent after it last answered a request "
+                          f"of the same kind, though its check, GET /projects/{self._project}/, was answered; "
+                          f"last: {reason})")
+            else:
+                self._start_again()  # answered: the backend is up, the failures were their tasks' own
+                return self.release()
+            return []
+
+    def _verdict(self, check: SynapseHTTPError, failed: str, reason: str) -> str:
+        """Why the run stops when the check got ``check``: a 401 is the token refused, a 404 the
+        project gone (the check's answer, said as the stops for them are), anything else no answer."""
+        assert self.token is not None and self._project is not None
+        if isinstance(check, TokenRejected):
+            return f"the token was refused ({check})"
+        if isinstance(check, NotFound):
+            return project_gone(self._project, self.token.aio.settings)
+        return (f"the Synapse backend is unavailable ({failed}, and its check, GET /projects/{self._project}/, "
+                f"got no answer either: {check}; last: {reason})")
 
     def release(self) -> list[Any]:
         """The results held (the run ended, or the backend answered), to be said as they are."""
@@ -136,7 +166,8 @@ def project_id(project: Any) -> int | None:
 
 class TokenCheck:
     """Whether a 401 means the token is refused, or only that one request was: asked once per 401
-    with ``GET projects/{id}/``, the request every command makes with the same token at its start.
+    with ``GET projects/{id}/`` and the same token (export reads it at its start; apply and rollback
+    send it only for such checks and ``Breaker``'s).
 
     Why: a 401 ended the whole run ("token revoked") though the token went on working for every
     other request (a plugin-run proxy's or a per-object check's 401): the SDK fails that task alone,
@@ -151,15 +182,16 @@ class TokenCheck:
         self.revoked = False
         self._asking = asyncio.Lock()
 
-    async def got(self, project: int) -> SynapseHTTPError | None:
+    async def got(self, project: int, *, probe: bool = False) -> SynapseHTTPError | None:
         """What ``project``'s GET got: None when answered (the token works), ``TokenRejected`` when
-        refused (remembered: the token is revoked), else the error that gave no verdict."""
+        refused (remembered: the token is revoked), else the error that gave no verdict.
+        ``probe``: asked once, on a connection of its own (``AsyncSynapseClient.probe_project``)."""
         async with self._asking:  # the 401s of the writes in flight together: one check, not 32
             if self.revoked:
                 return TokenRejected("the token was refused before", status=401, method="GET",
                                      path=f"/projects/{project}/")
             try:
-                await self.aio.get_project(project)
+                await (self.aio.probe_project(project) if probe else self.aio.get_project(project))
             except TokenRejected as exc:
                 self.revoked = True
                 return exc

@@ -105,9 +105,9 @@ class RequestLog:
     def add_outage(self, fault: Fault, checks: int | None = 3) -> Fault:
         """``fault`` as the backend down, not one request's failure: from its first answer on, the
         project's GET (``Breaker``'s check whether the backend answers) fails the same way too,
-        ``checks`` times (one check's tries with ``fast_client``; None: for good), then it answers
-        again. A fault on the writes alone is a backend that still answers, which ``Breaker``
-        rightly calls the tasks' own failures."""
+        ``checks`` times (``checks`` checks: each is one try; None: for good), then it answers
+        again. A fault on the writes alone needs no check to stop a run: the writes sent after it
+        began fail with none answered since (``Breaker``)."""
         check = Fault(status=fault.status, method="GET", path=r"^/projects/\d+/$", times=0, reset=fault.reset)
 
         def begin(_server: Any, _rec: Recorded) -> None:

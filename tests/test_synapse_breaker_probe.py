@@ -1,0 +1,79 @@
+"""review22 #1-#3: the "backend down" rule (``Breaker``) against a write-side outage, a hung backend
+behind a full pool, and a check that is answered 401 or 404, on the fake Synapse server."""
+
+from __future__ import annotations
+
+import pytest
+
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.apply_report import ROLLBACK_NEEDS_TOKEN
+from totask_manifest._synapse.client import BackendUnavailable
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest.testing.builders import fast_client, make_job, seed_tasks
+from totask_manifest.testing.recording import Fault
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def exported(synapse, files, client, tmp_path, n: int):
+    pid = seed_tasks(synapse, files, n)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    return pid, export
+
+
+@pytest.mark.parametrize("concurrency", [1, 32])
+def test_a_write_side_outage_stops_apply_and_rolls_back(synapse, files, client, tmp_path, concurrency) -> None:
+    """Reads answered, every write after the 2nd 503: each check was answered, so each 3 failures were
+    "their tasks' own" and apply ran to its end, exit 0, no rollback. The writes sent after the last
+    answered write are fresh: the run stops and rolls back (40 lines: at 32 in flight, the first 32
+    writes are all out before the 2 good ones are answered; the later ones tell)."""
+    pid, export = exported(synapse, files, client, tmp_path, 40)
+    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=concurrency)
+    assert report.fatal is not None and report.fatal.startswith(
+        "the Synapse backend is unavailable (3 tasks in a row failed, each sent after it last answered a request "
+        f"of the same kind, though its check, GET /projects/{pid}/, was answered"), report.summary()
+    assert report.rollback is not None, report.summary()
+
+
+def test_a_hung_backend_is_judged_before_the_windows_reads_have_all_retried(synapse, files, tmp_path) -> None:
+    """Every task read and the check hang: the check waited for a connection slot behind the window's
+    256 reads and their retries (every read sent 3 times before it went out, ~16 min at the defaults).
+    Now it goes out once, on its own connection, while the window's reads are still being retried."""
+    pid = seed_tasks(synapse, files, 256)
+    client = fast_client(synapse, timeout=0.3, probe_timeout=0.5)
+    try:
+        synapse.add_fault(Fault(status=None, delay=5.0, method="GET", path=r"^/tasks/\d+/$", times=None))
+        synapse.add_fault(Fault(status=None, delay=5.0, method="GET", path=rf"^/projects/{pid}/$", skip=1, times=None))
+        with pytest.raises(BackendUnavailable, match=rf"and its check, GET /projects/{pid}/, got no answer either"):
+            export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    finally:
+        client.close()
+    paths = [r.path for r in synapse.requests if r.method == "GET"]
+    reads = [i for i, path in enumerate(paths) if path.startswith("/tasks/")]
+    checks = [i for i, path in enumerate(paths) if path == f"/projects/{pid}/"][1:]  # after the start's
+    assert len(checks) == 1, checks  # one try
+    assert checks[0] < reads[-1] and len(reads) < 3 * 256, (checks, len(reads))  # not after every read's 3 tries
+
+
+def test_a_401_to_the_check_stops_apply_as_the_token_refused(synapse, files, client, tmp_path) -> None:
+    """The check's 401 marks the token revoked (the rollback is skipped for it), but the stop said
+    "the backend is unavailable ... got no answer either: Synapse answered 401": both now say the token."""
+    pid, export = exported(synapse, files, client, tmp_path, 5)
+    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=None))
+    synapse.add_fault(Fault(status=401, method="GET", path=rf"^/projects/{pid}/$", times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=1)
+    assert report.fatal is not None and report.fatal.startswith(
+        f"the token was refused (Synapse answered 401 Unauthorized to GET /projects/{pid}/"), report.fatal
+    assert report.rollback is None and ROLLBACK_NEEDS_TOKEN in report.summary(), report.summary()
+
+
+def test_a_404_to_the_check_stops_export_as_the_project_gone(synapse, files, client, tmp_path) -> None:
+    """A 404 to the check was said as an outage whose check "got no answer either: Synapse answered 404"."""
+    pid = seed_tasks(synapse, files, 5)
+    synapse.add_fault(Fault(status=503, method="GET", path=r"^/tasks/\d+/$", times=None))
+    synapse.add_fault(Fault(status=404, method="GET", path=rf"^/projects/{pid}/$", skip=1, times=None))
+    with pytest.raises(BackendUnavailable, match=rf"^project {pid} is gone \(404\); if it still exists in Synapse, "
+                                                 "check SYNAPSE_HOST"):
+        export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
