@@ -97,9 +97,15 @@ RATE_LIMIT_WAIT = 1.0
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
 #: an idle connection is closed after this long (httpx's ``Limits`` default, which the client had)
 KEEPALIVE_SECONDS = 5.0
-#: seconds the backend has to answer ``probe`` (the ``Breaker``'s check), in one try: a backend slower
+#: seconds the backend has to answer each try of ``probe`` (the ``Breaker``'s check): a backend slower
 #: than this to answer one GET while tasks fail is not serving them
 PROBE_TIMEOUT = 5.0
+#: tries of ``probe`` after its first, on a 500/502/503/504 or no answer: one dropped connection or one
+#: 503 of a busy load balancer is not the backend down (review25 #2)
+PROBE_RETRIES = 2
+#: the longest wait between two tries of ``probe``, whatever a ``Retry-After`` asks: with
+#: ``PROBE_TIMEOUT``, the whole check takes at most 3 x 5 + 2 x 5 = 25 s, a hung backend judged within 30 s
+PROBE_MAX_WAIT = 5.0
 #: the methods whose 2xx shows that the backend serves reads; every other method is a write
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -248,9 +254,13 @@ class AsyncSynapseClient:
     ) -> Any:
         """Send one request (with the retry policy above) and return the decoded JSON body.
 
-        ``probe``: one try, on a connection of its own within ``probe_timeout`` (no connection slot, no
-        pause, no retry), and its answer not counted in ``answered``: ``Breaker``'s check. An error
-        raised is ``fresh`` when no request of its kind (``READS`` or writes) got a 2xx since it was sent.
+        ``probe``: on a connection of its own within ``probe_timeout`` a try (no connection slot, no
+        pause), tried again ``PROBE_RETRIES`` times at most on a 5xx or no answer, each wait at most
+        ``PROBE_MAX_WAIT``, a 429 not waited out (an answer: ``Breaker`` takes it as one), and its
+        answer not counted in ``answered``: ``Breaker``'s check. An error raised is ``fresh`` when no
+        request of its kind (``READS`` or writes) got a 2xx since its last attempt went on the wire
+        (after any pause and its wait for a connection slot): a request held back while others were
+        answered, or sent again after them, is judged by what came after it went out (review25 #5).
 
         ``on_attempt(attempt)`` is awaited before each attempt not sent at once: one after the first
         (2, 3, ...), or a first one that waited out a pause (another request's 429) or for a
@@ -272,19 +282,24 @@ class AsyncSynapseClient:
         session = self._probe_http() if probe else self._http()
         proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
         kind = "read" if method in READS else "write"
-        since = self.answered[kind]
+        since = [self.answered[kind]]  # set again as each attempt goes on the wire (``_send``)
         try:
             return await self._send(method, url, target, query, content, headers, session, proxy, proxy_kwargs,
-                                    on_attempt, probe)
+                                    on_attempt, probe, since)
         except SynapseHTTPError as exc:
-            exc.fresh = self.answered[kind] == since
+            exc.fresh = self.answered[kind] == since[0]
             raise
 
     async def _send(self, method: str, url: str, target: str, query: list[tuple[str, str]] | None, content: Any,
                     headers: Mapping[str, str] | None, session: aiohttp.ClientSession, proxy: Proxy | None,
-                    proxy_kwargs: dict, on_attempt: Callable[[int], Awaitable[None]] | None, probe: bool) -> Any:
-        """``request``'s attempts, by the retry policy above (``probe``: one, outside the pool's slots)."""
-        retries, rate_limit_retries = (0, 0) if probe else (self.retries, self.rate_limit_retries)
+                    proxy_kwargs: dict, on_attempt: Callable[[int], Awaitable[None]] | None, probe: bool,
+                    since: list[int]) -> Any:
+        """``request``'s attempts, by the retry policy above (``probe``: ``PROBE_RETRIES``, outside the
+        pool's slots). ``since[0]`` is set to the count of 2xx answers to the request's kind as each
+        attempt goes out: what makes its failure ``fresh``."""
+        retries, rate_limit_retries = (PROBE_RETRIES, 0) if probe else (self.retries, self.rate_limit_retries)
+        most = PROBE_MAX_WAIT if probe else None
+        kind = "read" if method in READS else "write"
         slots = contextlib.nullcontext() if probe else self._slots
         failures = 0
         rate_limited = 0
@@ -299,6 +314,7 @@ class AsyncSynapseClient:
                 async with slots:
                     if on_attempt is not None and (attempt > 1 or paused or queued):
                         await on_attempt(attempt)
+                    since[0] = self.answered[kind]
                     self.sent += 1
                     started = time.perf_counter()
                     async with session.request(method, target, params=query, data=content, headers=headers,
@@ -312,7 +328,7 @@ class AsyncSynapseClient:
                 if repeatable and not refused and failures <= retries:
                     # no answer (``went_unanswered(None)``), unless the connection was never made: nothing sent
                     after_unanswered = after_unanswered or not _nothing_sent(exc)
-                    await self._sleep_backoff(failures)
+                    await self._sleep_backoff(failures, most=most)
                     continue
                 raise unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact,
                                  after_unanswered=after_unanswered) from None
@@ -333,7 +349,7 @@ class AsyncSynapseClient:
                     after_unanswered = after_unanswered or went_unanswered(status)
                     after_server_error = after_server_error or not went_unanswered(status)
                 asked = parse_retry_after(retry_after) if status in RETRY_AFTER_STATUSES else None
-                await self._sleep_backoff(failures, asked)
+                await self._sleep_backoff(failures, asked, most=most)
                 continue
             if status >= 400:
                 raise self._error(method, url, status, body, after_unanswered=after_unanswered,
@@ -341,7 +357,7 @@ class AsyncSynapseClient:
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not probe:
-                self.answered["read" if method in READS else "write"] += 1
+                self.answered[kind] += 1
             if not body:
                 return None
             try:
@@ -375,9 +391,13 @@ class AsyncSynapseClient:
         """The project's one backoff policy with the SDK's settings: no jitter, first retry at once."""
         return Backoff(self.backoff, self.max_backoff, jitter=False, first=0.0, max_retry_after=self.max_retry_after)
 
-    async def _sleep_backoff(self, failures: int, retry_after: float | None = None) -> None:
-        """Wait before retry ``failures``: the server's ``retry_after`` (capped) when it asked, else the backoff."""
+    async def _sleep_backoff(self, failures: int, retry_after: float | None = None, *,
+                             most: float | None = None) -> None:
+        """Wait before retry ``failures``: the server's ``retry_after`` (capped) when it asked, else the backoff;
+        at most ``most`` seconds where given (``probe``'s bound: the check must not wait out a maintenance window)."""
         delay = self._backoff().delay(failures, retry_after)
+        if most is not None:
+            delay = min(delay, most)
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -441,7 +461,8 @@ class AsyncSynapseClient:
         return await self.get(f"projects/{project_id}/")
 
     async def probe_project(self, project_id: int) -> dict:
-        """The project's GET as ``Breaker``'s check: once, on its own connection, within ``probe_timeout``."""
+        """The project's GET as ``Breaker``'s check: on its own connection, each try within ``probe_timeout``
+        (``request``'s ``probe``)."""
         return await self.request("GET", f"projects/{project_id}/", probe=True)
 
     async def get_data_collection(self, collection_id: int) -> dict:

@@ -35,8 +35,9 @@ class SynapseHTTPError(SynapseError):
         #: an earlier attempt was answered 500 or 503: nothing of it is on its way, but the backend
         #: may have stored the write before it failed (a final 500 is in doubt for the same reason)
         self.after_server_error = after_server_error
-        #: no request of its kind (read or write) got a 2xx from the backend since it was first sent
-        #: (set by the client; ``Breaker``: failures all fresh are an outage without asking)
+        #: no request of its kind (read or write) got a 2xx from the backend since its last attempt went
+        #: on the wire (set by the client; ``Breaker``: ``FRESH_OUTAGE`` fresh failures in a row are an
+        #: outage of that kind even though the check is answered)
         self.fresh = True
 
 

@@ -5,8 +5,9 @@ manifest is read as fast as tasks finish, never held whole in memory) until it r
 fatal error is declared. A fatal error is one after which no task can succeed: the token was
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
-connection, each after its own retries, all sent after the last 2xx to their kind of request, or
-else the project's GET then got no 2xx: ``Breaker``, the one rule for apply, rollback and export).
+connection, each after its own retries, and the project's GET then got no 2xx; or ``FRESH_OUTAGE``
+in a row did, each sent after the last 2xx to its kind of request: ``Breaker``, the one rule for
+apply, rollback and export).
 """
 
 from __future__ import annotations
@@ -32,41 +33,61 @@ def check_concurrency(concurrency: int) -> None:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
 
 
+#: fresh failures in a row (each: no 2xx to a request of its kind since its last attempt went out) that
+#: stop a run though its check is answered: an outage of one kind of request alone (the writes: a read-only
+#: or maintenance mode, a failover, a full disk). Why 8 and not the check's 3: at ``--concurrency 1``, and at
+#: any concurrency once the last tasks of a run are in flight, nothing else of its kind is answered while a
+#: task fails, so every failure is fresh and this count is broken tasks next to each other: 3 of them (a
+#: batch of bad labels the backend's serializer chokes on) are common and must fail alone (review25 #1); 8
+#: in a row, each after its own retries (4 tries at the defaults: 32 server errors, no write answered
+#: between), are not. A write outage is still stopped within 8 writes, before a 12-line run ends: 4 x 3, the
+#: check's count, for lines that read and then write.
+FRESH_OUTAGE = 8
+
+
 class Breaker:
     """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
     their results until it is known whether the backend is down.
 
-    The rule: ``threshold`` failures in a row (5xx or no connection, each after its own retries, in
-    the order they finish) stop the run when they were all *fresh* (each sent after the last 2xx to
-    a request of its kind, reads or writes: ``SynapseHTTPError.fresh``), or else when the check, one
-    ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), gets no 2xx.
+    The rule: failures in a row (5xx or no connection, each after its own retries, in the order they
+    finish) stop the run when, at ``threshold`` of them (and every ``threshold`` more), the check, one
+    ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), gets no 2xx; or when ``FRESH_OUTAGE`` of them
+    in a row are *fresh* (each sent, its last attempt, after the last 2xx to a request of its kind, reads
+    or writes: ``SynapseHTTPError.fresh``) though the check is answered.
 
     Why both: the order failures finish in cannot tell an outage from broken tasks. A failed read is
     retried with backoff, so it finishes after every good read sent with it, and three broken tasks
     anywhere in export's window of 256 (or among apply's 32 writes) finish in a row while the
-    backend answers the others: they are not fresh, and the check is answered, so they are their
-    tasks' own (said as such; the count starts again). An outage that begins mid-window fails reads
-    that were sent before the last answer (not fresh): the check, unanswered, tells it. An outage of
-    the writes alone (reads answered: a read-only or maintenance mode, a failover, a full disk) has
-    every check answered, but the writes sent after it began are fresh: it stops the run too.
-    The check goes out at once, on its own connection, once, within ``PROBE_TIMEOUT``: a hung backend
-    is judged in seconds, not after the requests that fill the pool and their retries. A 401 to it
-    is the token refused (``TokenCheck`` marks it revoked), a 404 the project gone (``project_gone``),
-    each said as such; any other answer, or none, is the backend down. One check at a time; the
-    failures that finish while it is asked wait for its verdict and share it. Without a project id
-    to ask (apply's lines without one) or a ``token``, the count alone stops the run.
+    backend answers the others; the check is answered, so they are their tasks' own (said as such).
+    An outage that begins mid-window fails reads that were sent before the last answer: the check,
+    unanswered, tells it. An outage of the writes alone (reads answered: a read-only or maintenance
+    mode, a failover, a full disk) has every check answered, but its writes, sent again after their
+    backoff, each find no write answered since: ``FRESH_OUTAGE`` of them stop the run too. Fewer is
+    not enough: at ``--concurrency 1`` or at a run's end every failure is fresh, and 3 broken tasks in
+    a row there stopped the run and rolled back its good writes (review25 #1).
+    The check goes out at once, on its own connection, each try within ``PROBE_TIMEOUT``, tried again
+    a few times on a 5xx or no answer (``PROBE_RETRIES``; the whole check under 30 s): a hung backend
+    is judged in seconds, not after the requests that fill the pool and their retries, and one 503 of
+    a busy load balancer is not an outage (review25 #2). A 429 to it is an answer (the backend is up,
+    only busy); a 401 is the token refused (``TokenCheck`` marks it revoked), a 404 the project gone
+    (``project_gone``), each said as such; any other answer, or none, is the backend down, said as
+    what it got. One check at a time; the failures that finish while it is asked wait for its
+    verdict and share it, and stay in the count whatever it says. Without a project id to ask
+    (apply's lines without one) or a ``token``, the count alone stops the run.
 
     Why hold them: the failures before the one that trips the breaker were said one by one (`task
     1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
     Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); a task
-    that the backend answers first, or an answered check, makes them failures of their own, said as such."""
+    that the backend answers first, the run's end, or an answered check while a failure of the row
+    was not fresh (it cannot grow into ``FRESH_OUTAGE``), make them failures of their own, said as such."""
 
     def __init__(self, threshold: int = 3, token: TokenCheck | None = None) -> None:
         self.threshold = max(1, threshold)
         self.token = token
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
-        self._all_fresh = True  # every failure of this run in a row was sent after its kind's last 2xx
+        self._fresh_in_a_row = 0  # the last failures of the row that were fresh (a stale one starts it again)
+        self._next_check = self.threshold  # the row's length at which the check is asked (again)
         self._held: list[Any] = []
         #: the project the check asks for: the last one a failed task named (any of the run's will do)
         self._project: int | None = None
@@ -88,7 +109,12 @@ class Breaker:
 
     def _start_again(self) -> None:
         self._unavailable_in_a_row = 0
-        self._all_fresh = True
+        self._fresh_in_a_row = 0
+        self._next_check = self.threshold
+
+    def _due(self) -> bool:
+        """Whether the row as it stands is to be judged: the check's count reached, or the fresh ones'."""
+        return self._unavailable_in_a_row >= self._next_check or self._fresh_in_a_row >= FRESH_OUTAGE
 
     async def unavailable(self, reason: str, result: Any = None, *, project: Any = None,
                           fresh: bool = True) -> list[Any]:
@@ -96,15 +122,16 @@ class Breaker:
         skipped task is the same whether the backend is down or not) failed for want of an answer;
         ``project``: its task's project, the check's to ask; ``fresh``: its error's (sent after the
         last 2xx to its kind of request). Returns what may be said now: nothing while it may be an
-        outage (held); every result held, this one included, when the check was answered; once the
-        breaker trips, or has tripped, every result held and this one, marked ``fatal``."""
+        outage (held); every result held, this one included, when the check was answered and the row
+        cannot be a fresh outage; once the breaker trips, or has tripped, every result held and this
+        one, marked ``fatal``."""
         self._unavailable_in_a_row += 1
-        self._all_fresh = self._all_fresh and fresh
+        self._fresh_in_a_row = self._fresh_in_a_row + 1 if fresh else 0
         if result is not None:
             self._held.append(result)
         if (pid := project_id(project)) is not None:
             self._project = pid
-        said = await self._judge(reason) if self._unavailable_in_a_row >= self.threshold else []
+        said = await self._judge(reason) if self._due() else []
         if not self.tripped:
             return said
         for held in self._held:
@@ -112,38 +139,41 @@ class Breaker:
         return self.release()
 
     async def _judge(self, reason: str) -> list[Any]:
-        """At ``threshold`` in a row: trips the breaker, or, the check answered, returns the results
-        held (their own failures) and starts the count again."""
+        """Trips the breaker, or, the check answered, asks it again ``threshold`` failures later and
+        returns the results held when the row cannot be a fresh outage (their own failures). The
+        row's count is not started again: the failures that came while the check was out count on."""
         async with self._judging:  # one check at a time: those waiting share its verdict
-            in_a_row = self._unavailable_in_a_row
-            if self.tripped or in_a_row < self.threshold:  # decided while this one waited
+            if self.tripped or not self._due():  # decided while this one waited
                 return []
-            failed = f"{in_a_row} tasks in a row failed"
+            failed = f"{self._unavailable_in_a_row} tasks in a row failed"
             if self._project is None or self.token is None:
                 self.trip(f"the Synapse backend is unavailable ({failed}; last: {reason})")
                 return []
             check = await self.token.got(self._project, probe=True)
-            if check is not None:
+            if check is not None and check.status != 429:  # a 429 is answered: the backend is up, only busy
                 self.trip(self._verdict(check, failed, reason))
-            elif self._all_fresh:  # reads answered, and these requests' kind not since they were sent: the writes'
-                self.trip(f"the Synapse backend is unavailable ({failed}, each sent after it last answered a request "
-                          f"of the same kind, though its check, GET /projects/{self._project}/, was answered; "
-                          f"last: {reason})")
+            elif self._fresh_in_a_row >= FRESH_OUTAGE:  # reads answered, these requests' kind not since they went out
+                self.trip(f"the Synapse backend is unavailable ({self._fresh_in_a_row} tasks in a row failed, each "
+                          f"sent after it last answered a request of the same kind, though its check, "
+                          f"GET /projects/{self._project}/, was answered; last: {reason})")
             else:
-                self._start_again()  # answered: the backend is up, the failures were their tasks' own
-                return self.release()
+                self._next_check = self._unavailable_in_a_row + self.threshold
+                if self._fresh_in_a_row < self._unavailable_in_a_row:  # answered, and not all fresh: their own
+                    return self.release()
             return []
 
     def _verdict(self, check: SynapseHTTPError, failed: str, reason: str) -> str:
         """Why the run stops when the check got ``check``: a 401 is the token refused, a 404 the
-        project gone (the check's answer, said as the stops for them are), anything else no answer."""
+        project gone (the check's answer, said as the stops for them are); a 403 the check refused,
+        another status the check failed too, each quoting the answer; no status, no answer."""
         assert self.token is not None and self._project is not None
         if isinstance(check, TokenRejected):
             return f"the token was refused ({check})"
         if isinstance(check, NotFound):
             return project_gone(self._project, self.token.aio.settings)
+        got = {None: "got no answer either", 403: "was refused"}.get(check.status, "failed too")
         return (f"the Synapse backend is unavailable ({failed}, and its check, GET /projects/{self._project}/, "
-                f"got no answer either: {check}; last: {reason})")
+                f"{got}: {check}; last: {reason})")
 
     def release(self) -> list[Any]:
         """The results held (the run ended, or the backend answered), to be said as they are."""

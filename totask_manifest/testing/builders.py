@@ -96,16 +96,25 @@ def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: st
     return job
 
 
+def seeded_export(server: SynapseServer, files: FileServer, client: SynapseClient, root: Path, n: int,
+                  **task_fields: Any) -> tuple[int, Path]:
+    """``n`` tasks seeded (``seed_tasks``) and exported to ``root/export.manifest``: the project and the
+    manifest, what a job is made over (``make_job``)."""
+    from .._synapse.export import export_tasks  # on use: the builders serve tests that never export
+
+    pid = seed_tasks(server, files, n, **task_fields)
+    export = root / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    return pid, export
+
+
 def applied_job(server: SynapseServer, files: FileServer, client: SynapseClient, root: Path, n: int,
                 **task_fields: Any) -> tuple[Path, list[int]]:
     """``n`` tasks seeded (``task_fields``: e.g. their ``data``), exported, labeled by a finished
     job (``make_job``) and applied once: the job folder and the task ids in order."""
     from .._synapse.apply import apply_job  # on use: the builders serve tests that never apply
-    from .._synapse.export import export_tasks
 
-    pid = seed_tasks(server, files, n, **task_fields)
-    export = root / "export.manifest"
-    export_tasks(pid, str(export), client=client)
+    pid, export = seeded_export(server, files, client, root, n, **task_fields)
     job = make_job(root, export)
     applied = apply_job(str(job), client=client).totals["applied"]
     if applied != n:

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._synapse.client import PROBE_RETRIES
 from .._synapse.taskdata import dumps_exact, loads_exact
 
 
@@ -105,14 +106,14 @@ class RequestLog:
     def add_outage(self, fault: Fault, checks: int | None = 3) -> Fault:
         """``fault`` as the backend down, not one request's failure: from its first answer on, the
         project's GET (``Breaker``'s check whether the backend answers) fails the same way too,
-        ``checks`` times (``checks`` checks: each is one try; None: for good), then it answers
-        again. A fault on the writes alone needs no check to stop a run: the writes sent after it
-        began fail with none answered since (``Breaker``)."""
+        for ``checks`` checks (each of ``1 + PROBE_RETRIES`` tries; None: for good), then it answers
+        again. A fault on the writes alone needs no check to stop a run: ``FRESH_OUTAGE`` writes sent
+        after it began fail with none answered since (``Breaker``)."""
         check = Fault(status=fault.status, method="GET", path=r"^/projects/\d+/$", times=0, reset=fault.reset)
 
         def begin(_server: Any, _rec: Recorded) -> None:
             if fault.fired and check.times == 0:
-                check.times = checks
+                check.times = None if checks is None else checks * (1 + PROBE_RETRIES)
 
         self.hooks.append(begin)
         self.add_fault(fault)

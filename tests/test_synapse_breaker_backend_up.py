@@ -1,0 +1,149 @@
+"""review25 #1, #2, #4, #5: the "backend down" rule (``Breaker``) must not stop a run whose backend
+answers (a few broken tasks in a row, one 429 or 503 to the check) and must still stop one whose
+writes all fail, however small, on the fake Synapse server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.client import AsyncSynapseClient, BackendUnavailable
+from totask_manifest._synapse.settings import SynapseSettings
+from totask_manifest._synapse.workers import FRESH_OUTAGE, Breaker, TokenCheck
+from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks, seeded_export
+from totask_manifest.testing.recording import Fault
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def broken_writes(synapse, task_ids) -> None:
+    """Every PUT of these tasks is answered 500: the tasks' own failure, the backend answering the rest."""
+    alternatives = "|".join(map(str, task_ids))
+    synapse.add_fault(Fault(status=500, method="PUT", path=rf"^/tasks/({alternatives})/annotate_task_data/$",
+                            times=None))
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_three_broken_tasks_in_a_row_fail_alone_while_the_backend_answers(synapse, files, client, tmp_path,
+                                                                         concurrency) -> None:
+    """At concurrency 1 every failure is "fresh" (nothing else in flight to be answered): 3 broken tasks
+    stopped the run as "the Synapse backend is unavailable", rolled back the 4 good writes and never sent
+    the last 5 lines."""
+    _, export = seeded_export(synapse, files, client, tmp_path, 12)
+    broken_writes(synapse, sorted(synapse.tasks)[4:7])
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=concurrency)
+    assert report.fatal is None and report.rollback is None, report.summary()
+    assert report.summary().startswith("9 applied, 0 unchanged, 0 conflicts (skipped), 3 failed"), report.summary()
+
+
+@pytest.mark.parametrize("concurrency", [4, 32])
+def test_the_last_three_tasks_broken_fail_alone(synapse, files, client, tmp_path, concurrency) -> None:
+    """At a run's end nothing else is in flight either: a run that had done all its good work undid it."""
+    _, export = seeded_export(synapse, files, client, tmp_path, 40)
+    broken_writes(synapse, sorted(synapse.tasks)[-3:])
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=concurrency)
+    assert report.fatal is None and report.rollback is None, report.summary()
+    assert report.summary().startswith("37 applied, 0 unchanged, 0 conflicts (skipped), 3 failed"), report.summary()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_one_429_or_503_to_the_check_is_not_the_backend_down(synapse, files, client, tmp_path, status) -> None:
+    """The check was one try: one 429 (the backend busy, every other request waits it out) or one 503 of
+    a load balancer stopped and rolled back a run with 3 broken tasks."""
+    pid, export = seeded_export(synapse, files, client, tmp_path, 40)
+    broken_writes(synapse, sorted(synapse.tasks)[-3:])
+    synapse.add_fault(Fault(status=status, method="GET", path=rf"^/projects/{pid}/$", times=1, retry_after=1))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=32)
+    assert report.fatal is None and report.rollback is None, report.summary()
+    assert report.summary().startswith("37 applied, 0 unchanged, 0 conflicts (skipped), 3 failed"), report.summary()
+
+
+@pytest.mark.parametrize(("status", "said"), [(503, "failed too: Synapse answered 503 Service Unavailable"),
+                                               (403, "was refused: Synapse answered 403 Forbidden")])
+def test_a_check_answered_with_an_error_is_said_as_what_it_answered(synapse, files, client, tmp_path, status,
+                                                                    said) -> None:
+    """A check answered 503 (each of its tries) or 403 still stops the run, but it "got no answer either"
+    was said of an answer."""
+    pid, export = seeded_export(synapse, files, client, tmp_path, 6)
+    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=None))
+    synapse.add_fault(Fault(status=status, method="GET", path=rf"^/projects/{pid}/$", times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=1)
+    assert report.fatal is not None and report.fatal.startswith(
+        f"the Synapse backend is unavailable (3 tasks in a row failed, and its check, GET /projects/{pid}/, {said} "
+        f"to GET /projects/{pid}/"), report.fatal
+    assert "no answer" not in report.fatal, report.fatal
+
+
+@pytest.mark.parametrize("lines", [20, 34])
+def test_a_write_outage_in_a_run_smaller_than_the_window_stops_it(synapse, files, client, tmp_path, lines) -> None:
+    """All writes out at once (32 in flight), 2 answered, the rest 503: none was fresh counted from its
+    first send, the check was answered, and 18 or 32 failures were said as the tasks' own, no rollback.
+    Their last tries went out after the 2 answers: fresh, an outage of the writes."""
+    pid, export = seeded_export(synapse, files, client, tmp_path, lines)
+    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=None))
+    report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=32)
+    assert report.fatal is not None, report.summary()
+    stop = re.match(r"the Synapse backend is unavailable \((\d+) tasks in a row failed, each sent after it last "
+                    rf"answered a request of the same kind, though its check, GET /projects/{pid}/, was answered",
+                    report.fatal)
+    assert stop is not None and int(stop[1]) >= FRESH_OUTAGE, report.fatal
+    assert report.rollback is not None, report.summary()
+
+
+def test_a_failure_is_fresh_by_its_last_try_on_the_wire(synapse) -> None:
+    """``fresh`` was counted from the call: a PUT whose retry went out after another PUT was answered, and
+    failed with no write answered since, was not fresh (review25 #5)."""
+    synapse.add_fault(Fault(status=503, method="PUT", path=r"^/tasks/1/annotate_task_data/$", times=None))
+    synapse.add_fault(Fault(status=200, method="PUT", path=r"^/tasks/2/annotate_task_data/$", times=None))
+
+    async def scenario() -> BackendUnavailable:
+        aio = AsyncSynapseClient(SynapseSettings(host=synapse.url, access_token=TOKEN), retries=1, backoff=0.01)
+
+        async def another_write_answered(_attempt: int) -> None:  # before the retry goes out
+            await aio.request("PUT", "tasks/2/annotate_task_data/", json={})
+
+        try:
+            await aio.request("PUT", "tasks/1/annotate_task_data/", json={}, on_attempt=another_write_answered)
+        except BackendUnavailable as exc:
+            return exc
+        finally:
+            await aio.aclose()
+        raise AssertionError("the PUT was answered")
+
+    failed = asyncio.run(scenario())
+    assert failed.status == 503 and failed.fresh, (failed, failed.fresh)
+
+
+def test_failures_while_the_check_is_out_stay_in_the_row(synapse, files) -> None:
+    """The check answered (slowly), the failures that finished meanwhile were dropped from the row: the
+    next failed check then named 3 in a row, not every failure since the last task answered."""
+    pid = seed_tasks(synapse, files, 1)
+    synapse.add_fault(Fault(status=None, delay=0.3, method="GET", path=rf"^/projects/{pid}/$", times=1))  # answered
+    synapse.add_fault(Fault(status=503, method="GET", path=rf"^/projects/{pid}/$", times=None))
+
+    async def scenario() -> Breaker:
+        aio = AsyncSynapseClient(SynapseSettings(host=synapse.url, access_token=TOKEN), backoff=0.01)
+        breaker = Breaker(token=TokenCheck(aio))
+        try:
+            for _ in range(2):
+                await breaker.unavailable("failed", SimpleNamespace(fatal=False), project=pid, fresh=False)
+            third = asyncio.ensure_future(breaker.unavailable("failed", SimpleNamespace(fatal=False), project=pid,
+                                                              fresh=False))
+            while not synapse.requests_to("GET", rf"^/projects/{pid}/$"):  # the check is out
+                await asyncio.sleep(0.01)
+            meanwhile = [SimpleNamespace(fatal=False) for _ in range(2)]
+            await asyncio.gather(third, *(breaker.unavailable("failed", r, project=pid, fresh=False) for r in meanwhile))
+            for _ in range(3):
+                await breaker.unavailable("failed", SimpleNamespace(fatal=False), project=pid, fresh=False)
+        finally:
+            await aio.aclose()
+        return breaker
+
+    breaker = asyncio.run(scenario())
+    assert breaker.fatal is not None and breaker.fatal.startswith(
+        f"the Synapse backend is unavailable (8 tasks in a row failed, and its check, GET /projects/{pid}/, failed too"
+    ), breaker.fatal
