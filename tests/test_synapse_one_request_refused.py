@@ -22,7 +22,7 @@ from tests.test_sdk_parity import TOKEN as PARITY_TOKEN
 from totask_manifest import ToTaskAction
 from totask_manifest._cli import main
 from totask_manifest._synapse.apply import apply_job
-from totask_manifest._synapse.client import BackendUnavailable
+from totask_manifest._synapse.client import PROBE_RETRIES, BackendUnavailable
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest.testing.builders import TOKEN, fast_client, make_job, seed_tasks
 from totask_manifest.testing.file_server import FileServer
@@ -80,7 +80,7 @@ def test_5xx_on_three_tasks_in_a_row_is_the_backend_down_and_stops_the_export(sy
     pid = seed_tasks(synapse, files, 5)
     synapse.add_outage(Fault(status=500, method="GET", path=r"^/tasks/\d+/$", times=None), checks=None)
     with pytest.raises(BackendUnavailable, match=rf"^the Synapse backend is unavailable \(3 tasks in a row failed, "
-                                                 rf"and its check, GET /projects/{pid}/, got no answer either: "
+                                                 rf"and its check, GET /projects/{pid}/, failed too: "
                                                  r"Synapse answered 500 .*; last: Synapse answered 500"):
         export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
     assert not (tmp_path / "out.manifest").exists()
@@ -266,15 +266,15 @@ def test_an_outage_that_begins_mid_window_stops_the_export_nothing_written(synap
                                                                            tmp_path) -> None:
     """review15 F1: the backend dies after 10 of a window's 20 reads, all sent together. Counted only
     when sent after the last answer, none of the 10 failures counted: exit 0, "10 skipped", and
-    ``run`` would annotate and apply half the project. At the 3rd the project's check gets no answer."""
+    ``run`` would annotate and apply half the project. At the 3rd the project's check is answered 503 too."""
     pid = seed_tasks(synapse, files, 20)
     synapse.add_outage(Fault(status=503, method="GET", path=r"^/tasks/\d+/$", skip=10, times=None), checks=None)
     out = tmp_path / "out.manifest"
     with pytest.raises(BackendUnavailable, match=rf"^the Synapse backend is unavailable \(3 tasks in a row failed, "
-                                                 rf"and its check, GET /projects/{pid}/, got no answer either"):
+                                                 rf"and its check, GET /projects/{pid}/, failed too: Synapse answered 503"):
         export_tasks(pid, str(out), client=client)
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
-    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 1 + 1  # the start's, then one check (one try)
+    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 1 + 1 + PROBE_RETRIES  # the start's, then one check (its tries)
 
 
 def test_broken_tasks_scattered_are_checked_and_fail_alone(synapse, files, client,
