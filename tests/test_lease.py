@@ -595,6 +595,7 @@ def test_an_unreleased_lease_under_a_rule_is_said_before_the_rule_tag(tmp_path):
 
 @pytest.mark.parametrize(("found", "command", "given_back"), [
     ("annotate", "resume", True), ("resume", "chain", True),
+    ("run", "resume", True),  # a killed to_task run: its annotate ran under its "run" record
     ("apply", "resume", False),  # no run of the job's in the record: nothing for status to name
     ("annotate", "apply", False), ("resume", "rollback", False), ("annotate", "run", False),  # job.json tells nothing
 ])

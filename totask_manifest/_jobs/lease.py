@@ -34,8 +34,9 @@ is gone, which lets ``resume`` take over at once after a ``kill -9``.
 **Refused.** A job-running command (``JOB_RUNS``: those that record their runs in ``job.json``)
 refused under the lease before it recorded anything there (an input changed since the job read
 it, a file gone) gives the lease back as it found it, where the record it took over is a job
-run's too (a killed ``annotate`` or ``resume``): that record is written back into its own
-generation, so ``status`` still names that run, not a command that never ran the job. Any other
+run's too (``RUN_RECORDS``: a killed ``annotate`` or ``resume``, or a killed to_task ``run``, whose
+annotate ran under its "run" record): that record is written back into its own generation, so
+``status`` still names that run, not a command that never ran the job. Any other
 command (``apply``, ``rollback``, ``run``) writes where ``job.json`` does not show it (a journal,
 a run record), so failing, it releases the lease as its own: given back, an interrupted apply
 vanished behind a long-dead holder, named again by the next command's "taking over".
@@ -84,6 +85,10 @@ DEFAULT_TIMEOUT = 60.0
 #: the commands that record their runs in ``job.json`` (``_api``): only their unchanged ``job.json``
 #: shows that a failing one did nothing, and only their killed runs does ``status`` name from the lease
 JOB_RUNS = frozenset({"annotate", "resume", "chain", "clone"})
+#: the holders' commands whose killed records a refused job run gives back: the job runs', and a
+#: to_task ``run``'s, which holds the lease as "run" and re-enters it for its annotate (``hold``
+#: keeps the holder's command), so the run ``job.json`` records is under a "run" record
+RUN_RECORDS = JOB_RUNS | {"run"}
 
 
 class LeaseLost(JobError):
@@ -225,13 +230,13 @@ class Lease:
 
     def _gives_back(self) -> bool:
         """Whether a refusal may give back the record found: only a job run (``JOB_RUNS``) taking
-        over a job run's record. ``apply`` and ``rollback`` never write ``job.json``, so its being
-        unchanged does not show they did nothing (a journal written, then a Ctrl-C); and another
-        command's record names no run ``status`` shows."""
+        over a job run's record (``RUN_RECORDS``, a to_task ``run``'s included). ``apply`` and
+        ``rollback`` never write ``job.json``, so its being unchanged does not show they did nothing
+        (a journal written, then a Ctrl-C); and another command's record names no run ``status`` shows."""
         if self.found is None or self.holder.command not in JOB_RUNS:
             return False
         found = _parse_holder(self.found)
-        return found is not None and found.command in JOB_RUNS
+        return found is not None and found.command in RUN_RECORDS
 
     @property
     def path(self) -> str:
