@@ -843,6 +843,33 @@ def test_a_cluster_refusing_this_machines_token_is_said_so_not_called_no_ray(mon
     assert "not a Ray GCS" not in said and "check the address" not in said, said
 
 
+@pytest.mark.parametrize(("said", "first"), [
+    ("AuthenticationError: token refused by 10.0.0.12:6379. Ensure that the token is available",
+     "AuthenticationError: token refused by 10.0.0.12:6379"),
+    ("AuthenticationError: Ray 2.60.1 has no token for gcs.example.com.\nSet RAY_AUTH_TOKEN.",
+     "AuthenticationError: Ray 2.60.1 has no token for gcs.example.com"),
+    ("AuthenticationError: InvalidAuthToken at 192.168.1.7.", "AuthenticationError: InvalidAuthToken at 192.168.1.7"),
+    ("AuthenticationError: no sentence end in v2.60", "AuthenticationError: no sentence end in v2.60"),
+])
+def test_the_token_refusal_keeps_rays_whole_first_sentence(said, first):
+    """The refusal kept Ray's text up to its first dot, which cut it inside an IP address or a version
+    (``... refused by 10``): a sentence ends at a dot followed by white space or the end."""
+    from totask_manifest._engines.ray import _first_sentence
+
+    assert _first_sentence(said) == first
+
+
+def test_the_token_refusal_names_the_whole_address_ray_gave(monkeypatch):
+    """Through the check itself: Ray's sentence naming an address is kept whole in the refusal."""
+    from totask_manifest._engines import ray as engine_module
+
+    ray_said = "AuthenticationError: token refused by 10.0.0.12:6379. Ensure that the token is available"
+    monkeypatch.setattr(engine_module, "_GCS_QUESTION", f"import sys; print({ray_said!r}); sys.exit(1)")
+    with settings_answerer() as port, pytest.raises(UsageError) as refused:
+        engine_module.probe_address(f"127.0.0.1:{port}")
+    assert "(Ray's GCS client: AuthenticationError: token refused by 10.0.0.12:6379): give" in str(refused.value)
+
+
 _STUCK_IN_RAY_INIT = """
 import sys
 from totask_manifest import JobConfig, annotate, get_engine

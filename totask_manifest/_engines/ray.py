@@ -51,6 +51,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -317,6 +318,16 @@ def _grpc_problem(host: str, port: int, greet: bool = True) -> str | None:
     return f"what answers at {where} {answer}: it is not a Ray cluster"
 
 
+#: the end of a sentence: a dot followed by white space or the end, not one inside an address or a version
+_SENTENCE_END = re.compile(r"\.(?=\s|$)")
+
+
+def _first_sentence(said: str) -> str:
+    """Ray's first sentence of ``said``, without its dot: the rest is advice about Ray's own ways
+    (this tool says its own). Cut at the first dot, it ended inside an IP address or a version."""
+    return _SENTENCE_END.split(said, maxsplit=1)[0]
+
+
 def _gcs_problem(host: str, port: int) -> str | None:
     """Why ``host:port`` is no Ray GCS, or None: Ray's own GCS client asks it for the cluster's id, in a
     process of its own, killed after ``GCS_TIMEOUT_S`` (an HTTP/2 server that is not Ray): the timeout
@@ -337,7 +348,7 @@ def _gcs_problem(host: str, port: int) -> str | None:
         # a cluster with token authentication that refused this machine's token: it is a Ray GCS,
         # and ray.init would be refused the same way; "is not a Ray GCS" sent the user to the address
         return (f"{_AUTH_REFUSED} {where} refused this machine's Ray authentication token (Ray's GCS client: "
-                f"{said.split('.', 1)[0]}): give the cluster's token as Ray reads it (RAY_AUTH_TOKEN, "
+                f"{_first_sentence(said)}): give the cluster's token as Ray reads it (RAY_AUTH_TOKEN, "
                 "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
     return f"what answers at {where} is not a Ray GCS (Ray's GCS client: {said})"
 
