@@ -432,3 +432,21 @@ def test_an_annotation_job_stopped_early_reports_what_it_did_not_zeros(synapse, 
     assert len(result["failures"]) == FAIL_FAST_LINES and all("403" in f["error"] for f in result["failures"])
     assert {f["task_id"] for f in result["failures"]} <= {t["id"] for t in synapse.project_tasks(pid)}
     assert synapse.requests_to("PUT") == []
+
+
+def test_a_listing_short_every_time_stops_run_advising_to_run_it_again(synapse, files, tmp_path, monkeypatch) -> None:
+    """The stop of a task listing that came back short said "export again" under ``run`` too, whose
+    export is its own: the user's way on is the same action run again (which exports, none written)."""
+    from tests.jobs_helpers import run_cli
+    from tests.test_synapse_export import page_one_short
+
+    pid = seed_tasks(synapse, files, 3)
+    page_one_short(synapse, monkeypatch)
+    params = tmp_path / "params.json"
+    params.write_bytes(orjson.dumps(file_params(pid)))
+    done = run_cli("run", str(params), "--output", str(tmp_path / "runs"), timeout=120)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    message = orjson.loads(done.stdout)["message"]
+    assert message.startswith(f"the task listing of project {pid} came back short after 2 listings "), message
+    assert message.endswith("nothing was exported; run the same action again to pick them up"), message
+    assert "export again" not in done.stdout + done.stderr and synapse.requests_to("PUT") == []

@@ -137,6 +137,7 @@ def export_tasks(
     on_progress: Callable[[int], None] | None = None,
     project_checked: bool = False,
     before_commit: Callable[[ExportResult], None] | None = None,
+    again: str = "export again",
 ) -> ExportResult:
     """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
 
@@ -146,7 +147,8 @@ def export_tasks(
     ``initialize`` step), so it is not asked again. ``before_commit`` is given the result before
     the manifest is put in place (the action notes the tasks it skipped there: a kill between the
     two would have left a manifest a resumed run does not export again, and skipped tasks it never
-    counted).
+    counted). ``again``: the user's way to list the tasks again, in the stop of a listing that came
+    back short (``listing.Listing``): the ToTask action's is running it again, not an export.
     """
     output = os.fspath(output)  # a pathlib.Path too, as write_lines takes
     _check_writable(output)
@@ -164,7 +166,7 @@ def export_tasks(
     try:
         return client.run(
             _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress,
-                    project_checked, before_commit)
+                    project_checked, before_commit, again)
         )
     finally:
         if own:
@@ -212,6 +214,7 @@ async def _export(
     on_progress: Callable[[int], None] | None,
     project_checked: bool = False,
     before_commit: Callable[[ExportResult], None] | None = None,
+    again: str = "export again",
 ) -> ExportResult:
     if not project_checked:
         await check_project(aio, project, target_spec)
@@ -220,7 +223,7 @@ async def _export(
     # filtered fields are asked for too, to check each task against the filters
     params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
-    listing = Listing(aio, params, filters)
+    listing = Listing(aio, params, filters, again=again)
     reads = _TaskReads(aio, project)
     with AtomicWriter(output) as out:
         window: list[int] = []

@@ -54,11 +54,13 @@ class Listing:
     filter (the backend ignored it; not yielded); ``unchecked``, the filters the guide does not
     document whose field no listed task carried (nothing tells whether the backend applied them);
     ``listings`` made; ``changed``, the counts ``(at first, at the end)`` when the listing was
-    still changing after the last one."""
+    still changing after the last one. ``again``: the advice of a stop on a short listing, the
+    command the user ran (``export again``; the ToTask action is run again, it exports itself)."""
 
     def __init__(self, aio: AsyncSynapseClient, params: dict[str, Any], filters: dict[str, Any],
-                 passes: int = PASSES) -> None:
+                 passes: int = PASSES, again: str = "export again") -> None:
         self.aio, self.params, self.filters, self.passes = aio, params, filters, max(1, passes)
+        self.again = again
         self.returned = 0
         self.unmatched: dict[str, int] = {}
         self.unchecked = {key for key in filters if key != "limit" and key not in KNOWN_FILTERS}
@@ -143,5 +145,5 @@ class Listing:
             raise FatalSynapseError(
                 f"the task listing of project {self.params.get('project')} came back short after "
                 f"{counted(listing, 'listing')} ({numbers}): tasks would have been left out, so nothing "
-                "was exported; export again to pick them up")
+                f"was exported; {self.again} to pick them up")
         return f"{_SHORT} ({numbers})"

@@ -86,6 +86,9 @@ class Interrupted(KeyboardInterrupt):
 
 #: the way on from a job name taken but for letter case, in ``run``'s words (it names no --job-name)
 _CHOOSE_NAME = "choose another name (the parameter the job is named after)"
+#: the way on from a run that stopped before its work was done: the action runs again (and resumes
+#: or, its export never written, exports again), in its advice and in its export's (``export_tasks``)
+RUN_AGAIN = "run the same action again"
 
 
 def refuse_job_folder(output_root: str, p: ToTaskParams) -> bool:
@@ -173,7 +176,7 @@ class ToTaskAction:
             # with the writes counted so far (stopped while writing), or what the annotation job did
             # (stopped before the writes): not 0 tasks, as a result of zeros reads "no tasks"
             counted = self._written() if self._written else self._annotation_counted()
-            result = action_result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
+            result = action_result(FAILED_STATUS, f"interrupted; {RUN_AGAIN} to resume it", *counted,
                                   totask=self._totask)
             raise
         except TotaskError as exc:
@@ -256,7 +259,7 @@ class ToTaskAction:
             result = export_tasks(
                 p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
                 on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
-                before_commit=self._note_skipped,
+                before_commit=self._note_skipped, again=RUN_AGAIN,
             )
             if result.unmatched:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
