@@ -212,7 +212,18 @@ def refuse_file_output(url: str) -> None:
     """The checks of a file's output path that need nothing read: every atomic write makes them
     (``AtomicWriter``), and the commands make them first, before the work the file holds."""
     refuse_folder_name(url)
+    refuse_folder(url)
     refuse_special_file(url)
+
+
+def refuse_folder(url: str) -> None:
+    """Refuse a local file output where a folder stands (``export -o exports``, the folder there):
+    only the atomic write's final rename failed on it, after the whole work (every task fetched,
+    every line converted). Local paths only: an object store has no folder a key would replace."""
+    local = _local_path(url)
+    if local is not None and os.path.isdir(local):
+        raise StorageError(f"cannot write {redact_url(url)}: it is a folder, not a regular file; give the file's "
+                           "name (a name inside it, say)")
 
 
 def _local_path(url: str) -> str | None:
