@@ -69,6 +69,7 @@ def test_chain_of_a_model_naming_the_classes_in_another_order_is_refused(tmp_pat
     assert f"line {line}, key 'boxes-metadata.class-map.2'" in err[0], err[0]
     assert "'triangle' there, but this job names class id 2 'square'" in err[0], err[0]
     assert "[class-map-conflict]" in err[0] and "--model" in err[0], err[0]
+    assert "the job would label 1 line under 'boxes' with its own class names" in err[0], err[0]  # line 14, failed
     assert not (tmp_path / "out" / "retrained").exists()
     assert output_of(tmp_path / "out", "boxes-job").read_bytes() == before
 
@@ -162,3 +163,61 @@ def test_after_a_ranges_first_clash_the_scan_reads_the_rest_without_the_class_na
     assert scan.lines == 2000 and scan.held.clash is not None
     assert scan.held.clash[:2] == (1, "det2-metadata.class-map.0"), scan.held.clash
     assert len(parsed) < 200, len(parsed)  # the first runs, till the typed path takes the map: not every line
+
+
+def _labeled_manifest(path: Path, count: int, first: int = 0) -> Path:
+    """``count`` sample images labeled with boxes of class ids 0 'circle' and 1 'triangle' (ids the
+    sample's ``class_names.txt`` names 'circle' and 'square'), from image ``first`` on."""
+    lines = []
+    for i in range(first, first + count):
+        line = _labeled_line({"0": "circle", "1": "triangle"})
+        line["source-ref"] = str(SAMPLE / f"images/img_{i:03d}.jpg")
+        lines.append(line)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _file_job_args(manifest: Path, name: str, out: Path, *extra: str) -> list[str]:
+    """``annotate`` of ``manifest`` with the sample's file method and ``class_names.txt``."""
+    return ["annotate", str(manifest), "--job-name", name, "--label-attribute", "boxes", "--task-type", "object-detection",
+            "--method", "file", "--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"),
+            "--native", "convert", "--allow-root", str(SAMPLE), "--output", str(out), *extra]
+
+
+def test_chain_with_nothing_to_label_is_not_refused_for_a_clash_it_would_never_write(tmp_path: Path) -> None:
+    """Every line already labeled: the chained job writes no class name, so nothing of its own
+    clashes. It was refused, exit 2, saying "the job would label the other lines" of none; it ends
+    as a job with nothing to label does (README: COMPLETED, exit 0, said why)."""
+    names = tmp_path / "names.txt"
+    names.write_text("circle\ntriangle\n")
+    first = _file_job_args(_labeled_manifest(tmp_path / "in.manifest", 3), "first", tmp_path / "out")
+    first[first.index("--class-names") + 1] = str(names)  # as the lines name them: nothing to label, no clash
+    assert run_cli(*first).returncode == 0
+    done = run_cli("chain", str(tmp_path / "out" / "first"), "--job-name", "second", "--label-attribute", "boxes",
+                   "--class-names", str(SAMPLE / "class_names.txt"))
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "COMPLETED" in done.stdout and "total=0" in done.stdout, done.stdout
+    assert "nothing to label" in done.stderr and "class-map-conflict" not in done.stderr, done.stderr
+    assert output_of(tmp_path / "out", "second").read_bytes() == (tmp_path / "in.manifest").read_bytes()
+
+
+def test_with_append_a_clash_in_any_manifest_refuses_the_job_where_the_combined_input_has_a_line_to_label(
+        tmp_path: Path) -> None:
+    """The job labels the combined input: a clash on the input manifest's labels is written beside
+    the line an ``--append`` manifest brings to label, so it is refused though the input alone has
+    none to label; with every appended line labeled too, nothing is, and the job runs."""
+    labeled = _labeled_manifest(tmp_path / "in.manifest", 3)
+    new = tmp_path / "new.manifest"
+    new.write_text(json.dumps({"source-ref": "images/img_003.jpg", "annotation-ref": "annotations/img_003.json"}) + "\n")
+    for manifest, appended, role in ((labeled, new, "input manifest"), (new, labeled, "--append manifest")):
+        done = run_cli(*_file_job_args(manifest, "both", tmp_path / "out", "--append", str(appended)))
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        err = done.stderr.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{role} {labeled} line 1, key 'boxes-metadata.class-map.1'" in err[0], err[0]
+        assert "the job would label 1 line under 'boxes'" in err[0] and "[class-map-conflict]" in err[0], err[0]
+        assert not (tmp_path / "out" / "both").exists()
+    more = _labeled_manifest(tmp_path / "more.manifest", 2, first=3)
+    done = run_cli(*_file_job_args(labeled, "all", tmp_path / "out", "--append", str(more)))
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "total=0" in done.stdout and "nothing to label" in done.stderr, done.stderr

@@ -162,7 +162,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
         scan = scan_input(input_url, config.label_attribute, task_type=config.task_type, classes=classes)
         raise_for_problems(input_url, scan)
-        raise_for_held(input_url, scan.held, config.label_attribute)
+        raise_for_held(input_url, scan.held, config.label_attribute, labels=scan.selected)
         raise_for_no_data(input_url, scan)
     if chained_from is not None and not config.append and (changed := Job(chained_from).output_changed(scan.sha256)):
         raise JobError(changed)  # the same size, edited: its checksum is the scan's

@@ -27,7 +27,10 @@ A label of the job's own type is passed over, but where the job's class names ar
 starts (``JobClasses``: ``--class-names``, a local model's own) they are held to the class names
 those labels hold (``class-map-conflict``, ``validate``'s rule): a model retrained with its
 classes in another order, chained onto the attribute, wrote class id 1 'b' beside lines naming it
-'square', exit 0, an output ``validate --strict``, ``convert --to coco`` and YOLO refuse.
+'square', exit 0, an output ``validate --strict``, ``convert --to coco`` and YOLO refuse. A clash
+refuses only a job that labels some line (``raise_for_clash``): one with nothing to label writes no
+class name, so it ends as such a job does (COMPLETED, ``nothing_to_label``), where it was refused
+for labels it would never write, "the job would label the other lines" said of no line.
 """
 
 from __future__ import annotations
@@ -200,14 +203,18 @@ def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
     return fits(held_kind(record.get(metadata_key(attribute)), attribute, record[attribute]), task_type)
 
 
-def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest") -> None:
+def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest", *,
+                   labels: int | None = None) -> None:
     """Refuse a job whose label attribute holds, on some line, what it must not pass over (see
     the module's docstring): one line naming the manifest, the first such line, the attribute,
-    what it holds, the job's task type and the way forward."""
+    what it holds, the job's task type and the way forward. ``labels``: how many lines the job
+    labels, for the class names' clash (``raise_for_clash``); None: that is left to the caller,
+    which knows the count only later (``--append``: the combined input's)."""
     if held.task_type is None:
         return
     if not held.counts:
-        _raise_for_clash(url, held, attribute, what)
+        if labels is not None:
+            raise_for_clash(url, held, attribute, labels, what)
         return
     kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
     line, count = held.first[kind], held.counts[kind]
@@ -237,18 +244,21 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
         f"{held.task_type} labels, or --task-type {kind} to label the lines still unlabeled")
 
 
-def _raise_for_clash(url: str, held: HeldLabels, attribute: str, what: str) -> None:
-    """Refuse a job whose class names name a class otherwise than a label it passes over under
-    ``attribute`` (``JobClasses``): one line naming the line, the key, both names and the rule."""
+def raise_for_clash(url: str, held: HeldLabels, attribute: str, labels: int, what: str = "input manifest") -> None:
+    """Refuse a job that labels ``labels`` lines (more than none) with class names naming a class
+    otherwise than a label it passes over under ``attribute`` (``JobClasses``): one line naming the
+    line, the key, both names, the rule and how many lines would be written so. A job labeling no
+    line writes no class name: nothing clashes in its output, so it is not refused."""
     from .._manifest.line_rules import CLASS_NAMES
 
-    if held.clash is None:
+    if held.clash is None or not labels:
         return
     line, key, why = held.clash
     raise UsageError(
-        f"{what} {redact_url(url)} line {line}, key {key!r}: {why} [{CLASS_NAMES}]; the job would label the other lines "
-        f"of {attribute!r} with its own class names, an output validate --strict and the COCO and YOLO exports refuse: "
-        f"give --class-names FILE naming the classes as {attribute!r} does, or --label-attribute a new name")
+        f"{what} {redact_url(url)} line {line}, key {key!r}: {why} [{CLASS_NAMES}]; the job would label "
+        f"{counted(labels, 'line')} under {attribute!r} with its own class names, beside this label: an output "
+        f"validate --strict and the COCO and YOLO exports refuse: give --class-names FILE naming the classes as "
+        f"{attribute!r} does, or --label-attribute a new name")
 
 
 def nothing_to_label(job_name: str, lines: int, attribute: str) -> str:
