@@ -137,12 +137,42 @@ def test_an_escaped_control_character_in_yaml_or_json_names_is_refused_by_class_
                                            ("cat\n\n# d\x00og\n", "line 2 is blank")])
 def test_a_line_that_is_no_class_name_is_refused_by_the_readers_rule_not_as_a_class_name(tmp_path, text, said):
     """A ``#`` comment or a blank line is no class name: the import refused ``# a<U+0001> comment``
-    as the class name holding a control character; the reader's own rule names it now."""
+    as the class name holding a control character; the reader's own rule names it now, as the
+    folder's invalid data (exit 1), as a name holding one is."""
     root = _folder_of_one_box(tmp_path / "ds", "classes.txt", text.encode())
     out = tmp_path / "m.manifest"
     done = _cli("convert", str(root), str(out), "--to", "manifest")
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert said in done.stderr and "class name" not in done.stderr, done.stderr
+    assert done.stderr.strip().endswith("[yolo-class-name]"), done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("names_file", "data", "said"), [
+    ("classes.txt", b"cat\n\ndog\n", "classes.txt line 2 is blank (class ids are line positions)"),
+    ("obj.names", b"cat\n# dog\n", "obj.names line 2 starts with '#'"),
+    ("classes.txt", b"cat\ncat\n", "classes.txt: class name 'cat' is given twice (ids 0 and 1)"),
+    ("classes.txt", b"\n\n", "classes.txt holds no class names"),
+    ("classes.txt", b"caf\xe9\n", "classes.txt is not UTF-8 text"),
+    ("data.yaml", b"nc: 2\n", "data.yaml has no 'names' list"),
+])
+def test_every_problem_of_a_folders_names_file_is_its_invalid_data(tmp_path, names_file, data, said):
+    """The names file is part of the folder converted, its data as its label files are (README:
+    exit 1 for invalid data): a bad character in a name exited 1 while a blank or ``#`` line, a
+    name given twice, no name or text that is not UTF-8 exited 2, as a usage error. Now each is
+    exit 1, one line, the rule named, nothing written; ``--class-names FILE``, an option's file
+    (a usage mistake), keeps exit 2 for the same text."""
+    root = _folder_of_one_box(tmp_path / "ds", names_file, data)
+    out = tmp_path / "m.manifest"
+    done = _cli("convert", str(root), str(out), "--to", "manifest")
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert said in line and line.endswith("; nothing was written [yolo-class-name]"), line
+    assert not out.exists()
+    given = tmp_path / ("given.yaml" if names_file.endswith(".yaml") else "given.txt")
+    given.write_bytes(data)
+    done = _cli("convert", str(root), str(out), "--to", "manifest", "--class-names", str(given))
+    assert done.returncode == 2 and "--class-names" in done.stderr and "yolo-class-name" not in done.stderr, done.stderr
     assert not out.exists()
 
 

@@ -27,8 +27,9 @@ from .._formats.class_names import (
     is_yaml_names,
     line_problem,
     name_lines,
+    names_text,
     parse_class_names,
-    read_names_text,
+    read_names_bytes,
 )
 from .one_id_a_name import IdsByName, where_met
 
@@ -54,17 +55,28 @@ def name_problem(name: object) -> str | None:
 
 def read_folder_names(url: str, file: str) -> list[str]:
     """The class names of a YOLO folder's names file ``file`` (``classes.txt``, ``obj.names``,
-    ``data.yaml``) at ``url``. A name the export would refuse to write (``line_problem``) is
-    refused as the folder's invalid data (exit 1, before anything is written), naming the file and
-    the line a text editor shows it on; in YAML or a JSON list, where a name is no line, its class
-    id. Before, a NUL or ESC was read into the manifest's class names, and a U+000B split a name in
-    two, shifting the ids after it.
+    ``data.yaml``) at ``url``. The file is part of the folder converted, the input's data, not an
+    option's file: whatever it holds that the readers refuse is the folder's invalid data (exit 1,
+    ``yolo-class-name``, before anything is written), as the folder's label files' problems are. A
+    blank or ``#`` line, a name given twice, no name or text that is not UTF-8 exited 2, a usage
+    error, while a name holding a control character exited 1. A store that cannot read it is exit 2."""
+    data = read_names_bytes(url)
+    try:
+        return _folder_names(names_text(data, file), url, file)
+    except UsageError as exc:  # the readers' own rules (``parse_class_names``): said as the folder's data
+        raise ManifestError(f"{exc}; nothing was written", rule=RULE) from None
+
+
+def _folder_names(text: str, url: str, file: str) -> list[str]:
+    """``read_folder_names`` of the file's ``text``. A name the export would refuse to write
+    (``line_problem``) is refused naming the file and the line a text editor shows it on; in YAML
+    or a JSON list, where a name is no line, its class id. Before, a NUL or ESC was read into the
+    manifest's class names, and a U+000B split a name in two, shifting the ids after it.
 
     Only the lines that become class names are checked, each as the reader takes it (``name_lines``:
     stripped, so ``cat<U+000B>`` is ``cat``); the first blank or ``#`` line ends the check, for it is
     no class name: the reader refuses it in its own words, or drops it with the blank lines that end
     the file (a ``#`` comment holding a control character was refused as a class name)."""
-    text = read_names_text(url)
     yaml_doc = is_yaml_names(url)
     body = text.removeprefix("\ufeff")
     if not yaml_doc and not body.strip().startswith("["):

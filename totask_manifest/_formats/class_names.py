@@ -165,18 +165,29 @@ def is_yaml_names(url: str) -> bool:
 
 def read_names_text(url: str, prefix: str = "") -> str:
     """The text of a names file (any storage URL); ``UsageError`` starting with ``prefix`` when it
-    cannot be read or is not UTF-8. Apart from ``parse_class_names`` for a reader that checks the
-    text's own lines first (the YOLO import: ``yolo_classes.read_folder_names``)."""
+    cannot be read or is not UTF-8."""
+    return names_text(read_names_bytes(url, prefix), f"{prefix}{url}")
+
+
+def read_names_bytes(url: str, prefix: str = "") -> bytes:
+    """The bytes of a names file (any storage URL); ``UsageError`` starting with ``prefix`` when it
+    cannot be read. Apart from ``names_text`` for a reader whose file is data, not an option's
+    (the YOLO import: ``yolo_classes.read_folder_names``), which classes what the text holds apart
+    from a store's refusal."""
     from .._storage import read_bytes
 
     try:
-        data = read_bytes(url)
+        return read_bytes(url)
     except StorageError as exc:
         raise UsageError(f"{prefix}{exc}") from None
+
+
+def names_text(data: bytes, source: str) -> str:
+    """``data`` of the names file ``source`` as text; ``UsageError`` naming ``source`` when it is not UTF-8."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{prefix}{url} is not UTF-8 text") from None
+        raise UsageError(f"{source} is not UTF-8 text") from None
 
 
 def _line_names(text: str, source: str) -> list[str]:
