@@ -228,6 +228,25 @@ def test_a_usage_error_names_a_path_that_is_not_utf8_by_its_escapes(tmp_path, od
     assert b"\\udce9" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    ([b"validate", b"m.manifest", b"--workers", b"caf\xe9"], "argument --workers: invalid int value: 'caf\\xe9'"),
+    ([b"caf\xe9"], "argument COMMAND: invalid choice: 'caf\\xe9' (choose from"),
+    ([b"convert", b"a", b"b", b"--to", b"\\\xe9"], "argument --to: invalid choice: '\\\\\\xe9' (choose from"),
+    ([b"convert", b"a", b"b", b"--to", b"caf\\udce9"], "argument --to: invalid choice: 'caf\\\\udce9' (choose from"),
+    ([b"labeled", b"m.manifest", b"-o", b"a", b"-o", b"caf\xe9"], "--output given twice (a, caf\\xe9)"),  # not repr'd
+])
+def test_an_argparse_refusal_names_a_value_that_is_not_utf8_by_its_escapes(tmp_path, args, said):
+    """argparse quotes a value it refuses with ``repr``, which wrote the surrogate Python keeps the
+    byte as: ``--workers $'caf\\xe9'`` said ``invalid int value: 'caf\\udce9'``, a character no one
+    typed, where every other line says ``caf\\xe9``. One line, exit 2, the byte as ``\\xe9``; a
+    backslash typed before it, or the text ``\\udce9`` typed as such, stays as ``repr`` shows it."""
+    r = _cli(*args, cwd=tmp_path)
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert said in err, err
+    assert err.endswith("--help'"), err
+
+
 #: each command taking a name or key, and its arguments with the name flag's value as ``%s``
 NAME_FLAGS = {
     "stats": [b"stats", b"caf\xe9/m.manifest", b"--label-attribute", b"%s"],

@@ -94,8 +94,21 @@ class OneLineParser(argparse.ArgumentParser):
         return parsed, rest
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        print(f"{self.prog}: error: {readable(message)}; see '{self.prog} --help'", file=sys.stderr)
         raise SystemExit(UsageError.exit_code)
+
+
+#: a surrogate that stands for an undecodable byte (``surrogateescape``: U+DC80 to U+DCFF) as
+#: ``repr`` writes it, ``\udce9``, after an even number of backslashes (``repr`` doubles a typed one)
+_REPR_BYTE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
+
+
+def readable(message: str) -> str:
+    """argparse's ``message`` with a byte that is not valid UTF-8 shown as its ``\\xNN`` escape, as
+    ``escape_undecodable`` shows it in every other line (``--workers $'caf\\xe9'``: argparse quotes
+    the value with ``repr``, which wrote the surrogate Python keeps the byte as, ``'caf\\udce9'``,
+    a character no one typed); a value it quotes with ``%s`` holds the surrogate itself, escaped alike."""
+    return escape_undecodable(_REPR_BYTE.sub(r"\1\\x\2", message))
 
 
 #: options whose value is a path or URL, by metavar: what the refusal of an empty one calls it
