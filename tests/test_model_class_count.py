@@ -85,9 +85,10 @@ def test_a_classifier_whose_logits_do_not_match_its_class_names_is_refused_befor
     assert not (tmp_path / "out").exists()
 
 
-def test_a_classifier_that_fits_runs_and_a_detector_is_not_run_at_load(tmp_path: Path) -> None:
+def test_a_classifier_that_fits_runs_and_a_detector_is_run_at_load_for_its_form_only(tmp_path: Path) -> None:
     """3 logits and 3 names label every line. A detector whose class ids may pass its names on
-    some image is not judged from a blank one: it is never run before the job."""
+    some image is not judged from a blank one: before the job it runs once, on one image, only to
+    see that it answers as a detector (``sources.check_detector_output``)."""
     _setup(tmp_path)
     model = save_scripted(Logits(3, ["a", "b", "c"]), tmp_path / "cls.pt")
     r = _annotate(tmp_path, str(model), "image-classification")
@@ -96,7 +97,7 @@ def test_a_classifier_that_fits_runs_and_a_detector_is_not_run_at_load(tmp_path:
     r = _annotate(tmp_path, f"{tmp_path / 'det.py'}:build", "object-detection", job_name="d",
                   env={"FORWARDS": str(tmp_path / "forwards")})
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "forwards").read_text().split() == ["4"]  # the job's one batch, no forward at load
+    assert (tmp_path / "forwards").read_text().split() == ["1", "4"]  # the form check at load, then the job's one batch
 
 
 class Channels(torch.nn.Module):

@@ -489,6 +489,42 @@ def test_a_python_detector_given_as_a_classifier_is_refused_before_the_job_exist
     assert fits.returncode == 0, fits.stdout + fits.stderr
 
 
+PY_CLASSIFIER = """
+import torch
+class Scores(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))[:, :2] * 10
+def make():
+    m = Scores()
+    m.class_names = ["a", "b"]
+    return m
+"""
+
+
+@pytest.mark.slow
+def test_a_python_classifier_given_as_a_detector_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """The reverse of the test above: a detector was never run before the job, so a Python
+    classifier given as one started the job and failed it on its first batch (``a detector must
+    return a list of 2 dicts ...; got Tensor``), the job's folder left FAILED under its name. The
+    blank-image forward now runs for a detector that declares no argument types too: this one's own
+    code fails on the detector's list, and given a batch it answers with a classifier's tensor."""
+    manifest = images(tmp_path, 2)
+    (tmp_path / "cls.py").write_text(PY_CLASSIFIER)
+    model = f"{tmp_path / 'cls.py'}:make"
+    common = ("--label-attribute", "b", "--method", "inference", "--model", model,
+              "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    r = run_cli("annotate", str(manifest), "--job-name", "x5", "--task-type", "object-detection", *common)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"totask-manifest annotate: error: --model {model}: run once as a detector on a blank image, its output "
+        "does not fit: given a list of images it fails (AttributeError: 'list' object has no attribute 'mean'), "
+        "given a batch Tensor [1, 3, 224, 224] it returns a Tensor [1, 2]: a classifier's or segmenter's output, "
+        "not one dict of boxes per image (docs/inference.md, The model protocol); is --task-type the model's?"]
+    assert not (tmp_path / "out").exists()
+    fits = run_cli("annotate", str(manifest), "--job-name", "x5", "--task-type", "image-classification", *common)
+    assert fits.returncode == 0, fits.stdout + fits.stderr
+
+
 @pytest.mark.slow
 def test_an_input_size_a_detector_has_no_use_for_is_noted_once_as_ignored(tmp_path: Path) -> None:
     """A detector takes each image at its own size: ``--input-size 64`` changed nothing (labels
@@ -543,3 +579,45 @@ def test_in_process_checks_of_input_size_model_and_image_messages(tmp_path: Path
     assert unreadable.value.reason == "empty file (0 bytes)"
     with pytest.raises(ImageUnreadable, match="no image format Pillow knows"):
         decode_image(b"not an image\n", None)
+
+
+def test_in_process_check_of_a_detector_output_on_the_blank_image(tmp_path: Path) -> None:
+    """A model that takes the detector's list but answers with a tensor, or a list of tensors, is
+    refused by the blank-image forward; a real detector passes, and a model that fails on the list
+    and on a batch alike is left to the job (which names its error per line)."""
+    from totask_manifest._errors import UsageError
+    from totask_manifest._models.heads import head_for
+    from totask_manifest._models.sources import check_detector_output, source_for
+
+    detector = head_for("object-detection")
+    (tmp_path / "m.py").write_text(PY_DETECTOR + """
+class Stacks(torch.nn.Module):
+    def forward(self, images):
+        return torch.stack(images).mean(dim=(2, 3))
+class Listed(torch.nn.Module):
+    def forward(self, images):
+        return [img.mean(dim=(1, 2)) for img in images]
+class Broken(torch.nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")
+def stacks():
+    return Stacks()
+def listed():
+    return Listed()
+def broken():
+    return Broken()
+""")
+    said = {
+        "stacks": "a detector must return a list of 1 dicts (one per image); got Tensor",
+        "listed": "a detector must return, per image, a dict with 'boxes', 'scores' and 'labels'; got Tensor",
+    }
+    for factory, reason in said.items():
+        ref = f"{tmp_path / 'm.py'}:{factory}"
+        with pytest.raises(UsageError) as err:
+            check_detector_output(source_for(ref).load(), detector, (8, 8))
+        assert str(err.value) == (f"--model {ref}: run once as a detector on a blank image, its output does not "
+                                  f"fit: {reason} (docs/inference.md, The model protocol); is --task-type the model's?")
+    for factory in ("make", "broken"):
+        check_detector_output(source_for(f"{tmp_path / 'm.py'}:{factory}").load(), detector, (8, 8))
+    # a classifier head is checked by check_class_count, not here
+    check_detector_output(source_for(f"{tmp_path / 'm.py'}:stacks").load(), head_for("image-classification"), None)

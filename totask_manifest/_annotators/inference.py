@@ -227,10 +227,11 @@ class InferenceAnnotator(Annotator):
         loaded = source.load(raw.get("weights"))
         cls._checked_names[(raw["model"], raw.get("weights"))] = loaded.class_names
         from .._models.heads import head_for
-        from .._models.sources import check_class_count, check_signature
+        from .._models.sources import check_class_count, check_detector_output, check_signature
 
         head = head_for(get_task_type(task_type).name)
         check_signature(loaded, head)
+        check_detector_output(loaded, head, loaded.input_size)
         if raw.get("input_size") is None and head.stacked:  # the model's own input_size, as the job will use it
             check_input_size(head.input_size(None, loaded.input_size), raw.get("max_image_pixels")
                              or DEFAULT_MAX_IMAGE_PIXELS, f"--model {raw['model']}: its input_size")

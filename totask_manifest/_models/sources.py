@@ -23,13 +23,16 @@ from typing import Any, ClassVar
 
 from .._errors import JobError, StorageError, TotaskError, UsageError
 from .._fetch import has_scheme
+from .._signals import own_interrupts
 from . import loading
-from .heads import Head
+from .heads import DEFAULT_INPUT_SIZE, Head, first_tensor
 from .runners import (
     MODEL_AUTHORIZATION,
     HttpRunner,
+    ModelInterrupt,
     ModelRunner,
     TorchRunner,
+    _model_error,
     model_authorization,
     model_call,
 )
@@ -154,11 +157,7 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
         runner = TorchRunner(loaded, head, select_device("cpu"), input_size)
         count = head.class_count_of(model_call(runner, [np.zeros((*input_size, 3), dtype=np.uint8)])[0])
     except JobError as exc:  # only the head raises it: the model ran, its output is not this head's
-        reason = str(exc).removeprefix("model output: ")
-        raise UsageError(
-            f"--model {loaded.source}: run once as a {head.kind} on a blank image, its output does not fit: "
-            f"{reason} (docs/inference.md, The model protocol); is --task-type the model's?"
-        ) from None
+        raise _not_this_head(loaded, head, exc) from None
     except (Exception, SystemExit) as exc:  # the model's own code: its error is the job's to report
         log.debug("class count not checked: the model failed on a blank image (%s)", type(exc).__name__)
         return
@@ -169,6 +168,70 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
             f"--model {loaded.source}: the {head.kind} gives {count[0]} {count[1]} but {named_by} gives "
             f"{len(names)} class names; {needed} (docs/inference.md)"
         )
+
+
+def _not_this_head(loaded: loading.LoadedModule, head: Head, exc: JobError | str) -> UsageError:
+    """The one line for a model whose output on the blank image is another head's."""
+    reason = str(exc).removeprefix("model output: ")
+    return UsageError(
+        f"--model {loaded.source}: run once as a {head.kind} on a blank image, its output does not fit: "
+        f"{reason} (docs/inference.md, The model protocol); is --task-type the model's?"
+    )
+
+
+def check_detector_output(loaded: loading.LoadedModule, head: Head, input_size: tuple[int, int] | None) -> None:
+    """``UsageError`` when a model given as a detector answers as a classifier or segmenter: a
+    ``Tensor`` of scores instead of one dict of boxes per image. A TorchScript model says so by its
+    ``forward``'s argument (``check_signature``); any other (a ``file.py:factory``) declares nothing,
+    so the job started and every line failed, its folder left FAILED. Found as ``check_class_count``
+    finds the reverse: one forward, on the CPU, of one blank image (``input_size``: the model's, else
+    224), given as the detector's list; where the model's own code fails on a list, it is given the
+    image as a batch ``Tensor`` once more, and a tensor answer is refused too. Any other failure is
+    left to the job, which names it per line."""
+    if head.stacked or _declared_arguments(loaded):
+        return
+    import numpy as np
+
+    from .device import select_device
+    from .postprocess import detection_tensors
+
+    size = input_size or (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+    try:
+        runner = TorchRunner(loaded, head, select_device("cpu"), None)
+    except (Exception, SystemExit):  # left to the job, as the model's errors below
+        return
+    try:
+        detection_tensors(model_call(runner, [np.zeros((*size, 3), dtype=np.uint8)])[0])
+    except JobError as exc:  # the head or the protocol check: the model ran, its output is no detector's
+        raise _not_this_head(loaded, head, exc) from None
+    except (Exception, SystemExit) as exc:  # the model's own code: does it take a batch instead?
+        shape = _batch_output_shape(runner, size)
+        if shape is None:
+            log.debug("detector output not checked: the model failed on a blank image (%s)", type(exc).__name__)
+            return
+        raise _not_this_head(loaded, head, (
+            f"given a list of images it fails ({str(_model_error(exc)).removeprefix('model: ')}), given a batch Tensor [1, 3, {size[0]}, "
+            f"{size[1]}] it returns a Tensor {shape}: a classifier's or segmenter's output, not one dict of "
+            "boxes per image")) from None
+
+
+def _declared_arguments(loaded: loading.LoadedModule) -> bool:
+    """Whether the model's ``forward`` declares its argument types (TorchScript's do)."""
+    schema = getattr(getattr(loaded.module, "forward", None), "schema", None)
+    return len(list(getattr(schema, "arguments", ()))) > 1  # more than self
+
+
+def _batch_output_shape(runner: TorchRunner, size: tuple[int, int]) -> list[int] | None:
+    """The shape of the tensor the runner's model returns for a blank ``[1, 3, H, W]`` batch;
+    None when it fails on one or returns no tensor."""
+    import torch
+
+    try:
+        with own_interrupts(ModelInterrupt), torch.inference_mode():
+            out = runner.module(torch.zeros(1, 3, *size))
+            return list((out if isinstance(out, torch.Tensor) else first_tensor(out)).shape)
+    except (Exception, SystemExit):
+        return None
 
 
 class HttpSource(ModelSource):
