@@ -154,6 +154,33 @@ def test_review_below_routes_uncertain_detections(tmp_path, detector):
     assert isinstance(outs[3], Routed) and outs[3].metadata["confidence"] == round(1 - 110 / 255, 4)
 
 
+def test_a_box_min_object_size_removes_counts_in_no_line_confidence(tmp_path, detector):
+    """A box under ``min_object_size`` is never written, so it says nothing of the line: one under
+    the threshold too still counted as "the best score the threshold dropped", and a line whose
+    only box was a small unsure one read 0.57 sure to be empty and was routed for review, where a
+    line with no box at all is labeled (confidence 1). Each of these now reads as the empty image."""
+    images = {
+        "empty.png": boxes_image(40, 40, []),
+        "small-unsure.png": boxes_image(40, 40, [((2, 2, 5, 5), (0, 0, 110))]),    # 4 px, 0.43: dropped twice
+        "small-sure.png": boxes_image(40, 40, [((2, 2, 5, 5), (240, 0, 0))]),      # 4 px, 0.94: removed by size
+        "big-and-small.png": boxes_image(40, 40, [((2, 2, 25, 25), (240, 0, 0)), ((30, 30, 33, 33), (0, 0, 110))]),
+    }
+    for name, im in images.items():
+        im.save(tmp_path / name)
+    records = [{"source-ref": n} for n in images]
+    options = {"model": str(detector), "review_below": 0.8, "params": {"min_object_size": 10}}
+    empty, small_unsure, small_sure, big_and_small = run(tmp_path, "object-detection", options, records)
+    assert isinstance(empty, Labeled) and empty.value["annotations"] == []
+    for out in (small_unsure, small_sure):
+        assert isinstance(out, Labeled), out
+        assert (out.value, out.metadata) == (empty.value, empty.metadata)
+    assert isinstance(big_and_small, Labeled), big_and_small
+    assert big_and_small.metadata["objects"] == [{"confidence": round(240 / 255, 4)}]
+    # the same small unsure box without min_object_size is what the threshold dropped: routed
+    plain = run(tmp_path, "object-detection", {"model": str(detector), "review_below": 0.8}, records[1:2])
+    assert isinstance(plain[0], Routed) and plain[0].metadata["confidence"] == round(1 - 110 / 255, 4)
+
+
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Path:
     return save_scripted(MeanColor(), tmp_path_factory.mktemp("m") / "meancolor.pt")

@@ -44,6 +44,20 @@ def test_boxes_are_clipped_ordered_and_converted():
     assert detect(pred, allowed={0}).labels == [0, 0]
 
 
+def test_a_box_under_min_object_size_counts_in_no_confidence():
+    """The image's confidence is over the boxes written: a box under ``min_object_size`` is no
+    candidate, so one the threshold drops too is not the best dropped (an image whose every box is
+    too small reads as one with no box: confidence 1), as a box the class filter leaves out."""
+    none = detect({"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)})
+    small = {"boxes": [[2, 2, 4, 4], [10, 10, 12, 40]], "scores": [0.45, 0.95], "labels": [0, 0]}
+    assert detect(small).confidence == pytest.approx(0.95)
+    assert detect(small, min_object_size=5) == none and none.confidence == 1.0
+    big = {"boxes": [[2, 2, 4, 4], [10, 10, 40, 40], [50, 10, 80, 40]], "scores": [0.45, 0.3, 0.9], "labels": [0, 0, 0]}
+    kept = detect(big, min_object_size=5)
+    assert kept.boxes == [[50, 10, 80, 40]] and kept.confidence == pytest.approx(0.9)
+    assert detect({**big, "scores": [0.45, 0.3, 0.2]}, min_object_size=5).confidence == pytest.approx(0.7)
+
+
 @pytest.mark.parametrize(("box", "axis"), [([30.5, 10, 10, 20], "x2 < x1"), ([10, 30, 20, 10], "y2 < y1")])
 def test_a_reversed_box_is_refused_not_turned_around(box, axis):
     """x1 y1 x2 y2 with x2 < x1 (or y2 < y1) breaks torchvision's box protocol (a model giving

@@ -144,15 +144,17 @@ def filter_detections(
     if allowed is not None:
         wanted = wanted & torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
     unsure = wanted & (scores < confidence_threshold)
-    best_dropped = float(scores[unsure].max()) if bool(unsure.any()) else 0.0
+    clipped = _clipped(boxes, width, height)
+    # a box min_object_size removes is no candidate, as one the class filter leaves out: not the
+    # best the threshold dropped either (an image whose every box is too small reads as empty)
+    dropped = unsure & _big_enough(clipped, min_object_size)
+    best_dropped = float(scores[dropped].max()) if bool(dropped.any()) else 0.0
     kept = wanted & ~unsure
     _refuse_reversed(boxes, kept)
-    clipped = _clipped(boxes, width, height)
     _refuse_empty(boxes, clipped, kept, width, height)
     boxes, scores, labels = clipped[kept], scores[kept], labels[kept]
     if boxes.shape[0]:
-        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        big = (w >= min_object_size) & (h >= min_object_size)  # none is written empty: _refuse_empty
+        big = _big_enough(boxes, min_object_size)  # none is written empty: _refuse_empty
         boxes, scores, labels = boxes[big], scores[big], labels[big]
     if nms_threshold is not None and boxes.shape[0] > 1:
         keep_idx = batched_nms(boxes, scores, labels, nms_threshold)
@@ -165,6 +167,15 @@ def filter_detections(
         labels=[int(v) for v in labels[keep_idx].tolist()],
         best_dropped=best_dropped,
     )
+
+
+def _big_enough(clipped: torch.Tensor, min_object_size: float) -> torch.Tensor:
+    """Which clipped boxes are at least ``min_object_size`` wide and high; every one at 0, no
+    size rule (a reversed box under the threshold, of negative width, still counts as dropped)."""
+    w, h = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
+    if min_object_size <= 0:
+        return w.new_ones(w.shape[0]).bool()
+    return (w >= min_object_size) & (h >= min_object_size)
 
 
 def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
