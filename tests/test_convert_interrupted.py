@@ -361,8 +361,10 @@ def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_re
     assert temporaries(dst) == [user]
     assert len(list((dst / "labels").rglob("*.txt"))) == 5  # a.txt, the previous export's, went with it
     (tmp_path / "afile").write_bytes(b"x")
-    with pytest.raises(StorageError, match="afile is a file, not a folder"):
+    with pytest.raises(StorageError, match="afile: it is a file, not a folder, and the export writes a folder"):
         convert(str(src), str(tmp_path / "afile"), to="yolo", label_attribute="boxes")
+    with pytest.raises(StorageError, match="afile is a file, not a folder"):  # a file above it: the export says so
+        convert(str(src), str(tmp_path / "afile" / "ds"), to="yolo", label_attribute="boxes")
 
 
 #: runs the CLI and SIGKILLs it at the NTH rename or replace of a YOLO export's commit (a move

@@ -121,17 +121,30 @@ def refuse_special_file(url: str) -> None:
     if local is None:
         return
     refuse_process_link(url, local)
+    if (kind := special_node(local)) is not None:
+        raise StorageError(f"cannot write {redact_url(url)}: it is {kind}, not a regular file, and the "
+                           "output would replace it; give a regular file's path")
+    refuse_device_folder(url, local)
+
+
+def _reached(local: str) -> tuple[int, str]:
+    """The mode of what ``local`` names, a link followed (0: nothing there, or a link to nothing),
+    and ``"a link to "`` where a link led there (else ``""``): a link is judged as its target is."""
     try:
         mode, link = os.lstat(local).st_mode, ""
         if stat.S_ISLNK(mode):
             mode, link = os.stat(local).st_mode, "a link to "
     except (OSError, ValueError):  # nothing there yet (or a link to nothing): the write says what it finds
-        mode = 0
-    for is_kind, kind in _SPECIAL_FILES:
-        if is_kind(mode):
-            raise StorageError(f"cannot write {redact_url(url)}: it is {link}{kind}, not a regular file, and the "
-                               "output would replace it; give a regular file's path")
-    refuse_device_folder(url, local)
+        return 0, ""
+    return mode, link
+
+
+def special_node(local: str) -> str | None:
+    """What stands at the local path ``local`` in words (``"a FIFO"``, ``"a link to a socket"``)
+    when it is a device, a FIFO or a socket, or a link to one; None for anything else. Only its
+    mode is read: opening a FIFO with no writer would wait for one."""
+    mode, link = _reached(local)
+    return next((link + kind for is_kind, kind in _SPECIAL_FILES if is_kind(mode)), None)
 
 
 #: the folder of the kernel's process files, whose links (``fd/1``) are magic: ``os.stat`` follows one
@@ -182,7 +195,7 @@ def _is_under(local: str, folder: str) -> bool:
     return local == folder or local.startswith(folder + "/")
 
 
-def refuse_process_link(url: str, local: str) -> None:
+def refuse_process_link(url: str, local: str, wanted: str = "a regular file") -> None:
     """Refuse an output whose name or link chain reaches ``/proc`` (``-o /dev/stdout``, ``/dev/fd/1``,
     ``/proc/self/fd/1``): such a name is one of the command's own streams, never a file. On a
     terminal or a pipe the special-file check caught it, but with the stream redirected to a file
@@ -193,8 +206,8 @@ def refuse_process_link(url: str, local: str) -> None:
         if _is_under(reached, PROCESS_FOLDER) and (what := _process_file(reached)) is not None:
             if hop:
                 what = f"a link to {said}, {what}"
-            raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a regular file, and the "
-                               "output cannot replace it atomically; give a regular file's path")
+            raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not {wanted}, and the "
+                               f"output cannot replace it atomically; give {wanted}'s path")
 
 
 def refuse_device_folder(url: str, local: str) -> None:
@@ -224,6 +237,45 @@ def refuse_folder(url: str) -> None:
     if local is not None and os.path.isdir(local):
         raise StorageError(f"cannot write {redact_url(url)}: it is a folder, not a regular file; give the file's "
                            "name (a name inside it, say)")
+
+
+def refuse_folder_output(url: str) -> None:
+    """The checks of a folder's output path (a YOLO export's) that need nothing read, made before
+    the work as ``refuse_file_output``'s are for a file, and by the export again: a device, FIFO
+    or socket there, a regular file, a link to one of these, a link through ``/proc``, ``/dev``
+    itself or a name in it, any path in ``/proc``. Each failed only when the export made its
+    folder, after the whole manifest was read (``/dev/null is a file, not a folder``, a FIFO
+    called a file too), and a new name in ``/dev`` was made a folder of the export among the
+    system's devices, exit 0. A folder below ``/dev`` (``/dev/shm``) is written as usual."""
+    local = _local_path(url)
+    if local is None:
+        return
+    refuse_process_link(url, local, wanted="a folder")
+    mode, link = _reached(local)
+    what = special_node(local) or (f"{link}a file" if stat.S_ISREG(mode) else None)
+    if what is not None:
+        raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a folder, and the export writes a "
+                           "folder of files there; give a folder's path")
+    refuse_device_folder(url, local)
+    _refuse_system_folder(url, local)
+
+
+def _refuse_system_folder(url: str, local: str) -> None:
+    """Refuse a folder output that resolves into ``/proc`` (``/proc/self/fd``: the kernel makes no
+    file there) or is ``/dev`` itself (the system's devices: a name in it is ``refuse_device_folder``'s)."""
+    try:
+        real = os.path.realpath(local)
+    except ValueError:  # a NUL in the name: the write says so
+        return
+    if _is_under(real, PROCESS_FOLDER):
+        folder, held = PROCESS_FOLDER, "the kernel's folder of process files"
+    elif real == DEVICE_FOLDER:
+        folder, held = DEVICE_FOLDER, "the system's folder of devices"
+    else:
+        return
+    where = folder if real == folder else f"a name in {folder}"
+    raise StorageError(f"cannot write {redact_url(url)}: it is {where}, {held}, not a place for an output; "
+                       f"give a path outside {folder}")
 
 
 def _local_path(url: str) -> str | None:

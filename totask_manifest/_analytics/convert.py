@@ -41,6 +41,7 @@ from .parquet_io import manifest_to_parquet, parquet_to_manifest
 from .task_data import manifest_to_task_data, task_data_to_manifest
 from .yolo_dataset import manifest_to_yolo
 from .yolo_import import yolo_to_manifest
+from .yolo_output import refuse_yolo_output
 
 
 @dataclass
@@ -184,6 +185,8 @@ def convert(
     refuse_output_in_job(dst)
     if to != "yolo":  # one file: before anything is read
         refuse_file_output(dst)
+    else:  # a folder of files: its path, and what stands where they go
+        refuse_yolo_output(dst)
     if to != "manifest":  # an export (an import's name is held to the naming rules)
         refuse_not_an_attribute(label_attribute)
     src_fmt = from_format or guess_format(src)

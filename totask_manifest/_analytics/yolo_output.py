@@ -53,6 +53,8 @@ from .._storage import (
     join,
     read_only_error,
     redact_url,
+    refuse_folder_output,
+    special_node,
     url_to_fs,
 )
 from .yolo_remote import RemoteStage, settle
@@ -65,6 +67,50 @@ _STAGE = re.compile(r"\.tmp-yolo-[a-z0-9_]{8}\Z")
 TOP_FILES = ("images.txt", "classes.txt", "data.yaml", "index.jsonl")
 #: object store: how many files are written between two checks that the lease is still this export's
 LEASE_CHECK_EVERY = 256
+
+
+def refuse_yolo_output(dst: str) -> None:
+    """The checks of a YOLO folder ``dst`` that read no file, made by ``convert`` before the work
+    (the export makes them again under the folder's lock): the folder's own path
+    (``_storage.refuse_folder_output``), then what stands where its entries go."""
+    refuse_folder_output(dst)
+    fs, path = url_to_fs(dst)
+    if is_local(fs):
+        refuse_special_entries(dst, os.path.abspath(path))
+
+
+def refuse_special_entries(dst: str, root: str) -> None:
+    """Refuse a device, FIFO or socket (or a link to one) where the export's entries go in the
+    local folder ``root``: a top file, ``labels``, anything under ``labels/`` (replaced whole).
+    The swap moved such a node aside and removed it with the stage, exit 0, and a FIFO at
+    ``index.jsonl`` hung the export, which reads that file to judge the folder, waiting for a
+    writer. Only modes are read (``os.scandir`` gives most without a ``stat``); never opened."""
+    labels = os.path.join(root, "labels")
+    found = next((path for path in (*(os.path.join(root, n) for n in TOP_FILES), labels)
+                  if special_node(path) is not None), None)
+    if found is None and os.path.isdir(labels) and not os.path.islink(labels):
+        found = _special_under(labels)
+    if found is not None:
+        rel = os.path.relpath(found, root).replace(os.sep, "/")
+        raise StorageError(f"cannot write {redact_url(dst)}: {rel} is {special_node(found)}, not a regular file, "
+                           "and the export would replace it with its own; move it away or write to another folder")
+
+
+def _special_under(folder: str) -> str | None:
+    """The first device, FIFO or socket (or link to one) found under ``folder``, or None."""
+    pending = [folder]
+    while pending:
+        try:
+            listing = os.scandir(pending.pop())
+        except OSError:  # a folder that cannot be listed: the export's own reads say what it is
+            continue
+        with listing as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif not entry.is_file(follow_symlinks=False) and special_node(entry.path) is not None:
+                    return entry.path
+    return None
 
 
 class YoloOutput:
@@ -104,6 +150,7 @@ class YoloOutput:
             self._hold_lease()
             self._remote = RemoteStage(self.fs, self.dst)
             return self
+        refuse_folder_output(self.dst)  # convert made these first; the Python API's caller may not have
         try:
             self._made = missing_folders(self.root)
             os.makedirs(self.root, exist_ok=True)
@@ -115,6 +162,7 @@ class YoloOutput:
                         recover(self.root, path)
                     else:  # may be a live one's: judged by who wrote it
                         settle_unlocked(self.root, path, self.dst, self._no_lock)
+            refuse_special_entries(self.dst, self.root)  # before index.jsonl is read: a FIFO there would hang it
             self._refuse_foreign_dataset()
             self.stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.root)
             if _syncfs is not None:
