@@ -249,6 +249,22 @@ def test_bench_shaped_lines_take_the_fast_path(tmp_path, named):
     assert_equal(got, _stats(lines, named, fast=False, batch=1000))
 
 
+def test_a_block_is_cut_into_slices_of_one_size_and_counted_as_the_generic_count_does(tmp_path):
+    """A block is decoded in as few slices as ``SLICE_LINES`` allows, all of one size: a slice
+    costs its fixed steps whatever its lines, and 540 lines cut at 512 paid them twice, once for
+    28. A block of 2,500 lines (three slices of 834, 834 and 832) counts what the generic count does."""
+    size = stats_fast.SLICE_LINES
+    assert [stats_fast._slice_size(n) for n in (0, 1, 540, size, size + 1, 2500)] == [
+        1, 1, 540, size, (size + 2) // 2, 834]
+    lines = _bench_lines(tmp_path, 2500)
+    tally, fast = Tally(None), FastPath(None)
+    fast.count(lines, tally)
+    assert fast.fast_lines + fast.generic_lines == 2500 and fast.generic_lines <= 30
+    tally.part.lines = len(lines)
+    tally.flush()
+    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=2500))
+
+
 @pytest.mark.parametrize("end", [b"\n", b"\r\n"])
 def test_lines_as_stats_reads_them_take_the_fast_path(tmp_path, end):
     """``count_range`` hands the fast path each line with its ``\n`` (``ranges`` with

@@ -29,8 +29,12 @@ fast path does not count (a name that is not a string, a map that is not an obje
 attribute, is counted generically, whole.
 
 Counted by column: the labeled lines' types, ``human-annotated`` values and job names each
-alone (``Counts.human_n``, ``job_n``), as ``set`` and ``tuple.count`` over the columns
-``msgspec.structs.astuple`` gives, not a tuple per line hashed into a ``Counter``.
+alone (``Counts.human_n``, ``job_n``), as ``set`` and ``list.count`` over their columns, not a
+tuple per line hashed into a ``Counter``. A struct's field is read into a column by a list
+comprehension (``[meta.type for meta in metas]``), not by ``map`` over ``attrgetter`` nor by
+``astuple``: Python 3.11 specializes the comprehension's attribute read to a slot read, where
+``attrgetter`` looks the name up on the type at each call (1.5k instructions a bench line went
+to ``attrgetter``); some 11 against 22 ns a field.
 
 Measured and left out (callgrind): ``decode_lines`` on a block saves the 2.4k-instruction split,
 but proving one object a line costs 3.8k; a regular expression holding a line's JSON grammar
@@ -58,7 +62,6 @@ from typing import Any
 import msgspec
 import orjson
 from msgspec import UNSET
-from msgspec.structs import astuple
 
 from .._failure_rules import rule_of
 from .stats_boxes import BoxCount
@@ -73,11 +76,13 @@ MAX_SHAPES = 32
 #: fast path off for ``REST_BATCHES`` batches (decoding twice would cost more than it saves)
 GIVE_UP_SHARE = 0.5
 REST_BATCHES = 8
-#: lines decoded and counted at a time: their structs (a kB or two a line) stay in the CPU's cache
-#: until counted; a whole batch of them (megabytes) would be read back from memory. 512 against
-#: 128: a slice's fixed Python steps spread over more lines (callgrind 32.2k -> 31.8k a line) and
-#: 3.7 against 3.9 us a line of CPU (in-process alternation, 200k lines); 4096 was slower again
-SLICE_LINES = 512
+#: lines decoded and counted at a time, at most: their structs (a kB or two a line) stay in the
+#: CPU's cache until counted; a whole batch of them (megabytes) would be read back from memory.
+#: 512 against 128: a slice's fixed Python steps spread over more lines (callgrind 32.2k -> 31.8k
+#: a line) and 3.7 against 3.9 us a line of CPU (in-process alternation, 200k lines); 4096 was
+#: slower again (1 MB blocks then). 1024: a 256 KB block of some 540 bench lines is one slice
+#: (cut at 512 it was two, one of 28 lines paying a slice's fixed steps: 24.8k -> 24.4k a line)
+SLICE_LINES = 1024
 #: refused lines per slice whose keys or names are learned (each costs a second parse)
 LEARN_PER_SLICE = 16
 #: job names decoded as literals (more: plain strings)
@@ -88,12 +93,16 @@ FEW_VALUES = 8
 RULE_CACHE = 1024
 
 _META, _LABEL = "meta", "label"
-_OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
-_ANNOTATIONS = attrgetter("annotations")
 _FAILURE, _TYPE, _HUMAN, _JOB = attrgetter("failure_reason"), attrgetter("type"), attrgetter("human"), attrgetter("job")
-#: ``_Meta``'s fields by position, as ``astuple`` gives them
-_OBJECTS_AT, _TYPE_AT, _HUMAN_AT, _JOB_AT, _FAILURE_AT = (
-    [f.name for f in msgspec.structs.fields(_Meta)].index(name) for name in ("objects", "type", "human", "job", "failure_reason"))
+
+
+def _slice_size(lines: int) -> int:
+    """Lines a slice of a block of ``lines``: the block in as few slices as ``SLICE_LINES``
+    allows, all of one size. Why: a slice costs some 30 us whatever its lines (the columns' maps,
+    numpy's calls), and a 256 KB block of 540 bench lines cut at 512 paid it twice, once for 28
+    lines."""
+    slices = -(-lines // SLICE_LINES)
+    return max(-(-lines // max(slices, 1)), 1)
 
 
 def _tally(counter: Counter, column: Sequence[Any]) -> None:
@@ -235,8 +244,9 @@ class FastPath:
         lean = self.skips_exactly(b"".join(lines) if block is None else block, lines)
         self.skipping_lines += len(lines) if lean else 0
         fallback = 0
-        for start in range(0, len(lines), SLICE_LINES):
-            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally, lean)
+        size = _slice_size(len(lines))
+        for start in range(0, len(lines), size):
+            fallback += self._count_slice(lines[start: start + size], tally, lean)
         self.generic_lines += fallback
         self.fast_lines += len(lines) - fallback
         if fallback > GIVE_UP_SHARE * len(lines):
@@ -288,10 +298,10 @@ class FastPath:
         for _attr, get in self.counted:
             metas = list(map(get.meta, records))
             try:
-                maps = read(map(_CLASS_MAP, metas))
+                maps = read([meta.class_map for meta in metas])
             except AttributeError:  # lines without this metadata (``UNSET``, rare): no map
                 present = list(map(is_not, metas, repeat(UNSET)))
-                found = iter(read(map(_CLASS_MAP, compress(metas, present))))
+                found = iter(read([meta.class_map for meta in compress(metas, present)]))
                 maps = [next(found) if here else UNSET for here in present]
             if lean and self.class_maps.refused:
                 refused.update(at for at, m in enumerate(maps) if m is None)
@@ -305,10 +315,10 @@ class FastPath:
         (``_add_all`` counts it).
 
         Why: the lines without a label (failed ones, mostly) are found by ``compress`` over
-        identity flags and taken out of the columns one by one; the labeled lines' metadata comes
-        as columns (``astuple``, ``zip``), whose types, ``human-annotated`` values and job names
-        are counted a distinct value at a time (``_tally``); an absent metadata makes ``astuple``
-        raise ``TypeError``."""
+        identity flags and taken out of the columns one by one; the labeled lines' metadata fields
+        are read as columns (comprehensions: the module's docstring says why), whose types,
+        ``human-annotated`` values and job names are counted a distinct value at a time
+        (``_tally``); an absent metadata (``UNSET``) raises ``AttributeError`` there."""
         # positions by compress over identity flags: list.index/count of True would compare each False
         unlabeled = list(compress(range(len(labels)), map(is_, labels, repeat(UNSET))))
         others = []
@@ -322,24 +332,23 @@ class FastPath:
             if any(map(is_, others, repeat(UNSET))):  # a line without this metadata
                 return False
         try:
-            columns = list(zip(*map(astuple, metas), strict=True))
-        except TypeError:
+            failures = [meta.failure_reason for meta in metas]
+        except AttributeError:  # a labeled line without this metadata (``UNSET``)
             return False
-        if columns:
-            failures, types = columns[_FAILURE_AT], columns[_TYPE_AT]
-            distinct_types = set(types)
-            if failures.count(UNSET) != len(failures) or UNSET in distinct_types:
-                return False  # a failed or untyped line with a label
+        types = [meta.type for meta in metas]
+        distinct_types = set(types)
+        if failures.count(UNSET) != len(failures) or UNSET in distinct_types:
+            return False  # a failed or untyped line with a label
         for meta in others:
             self._add(cols, meta, UNSET)
-        if not columns:
+        if not metas:
             return True
         meta_n = cols.meta_n
         for typ in distinct_types:
             meta_n[typ, None, LABELED | DECLARED] += types.count(typ)
-        _tally(cols.human_n, columns[_HUMAN_AT])
-        _tally(cols.job_n, columns[_JOB_AT])
-        self.boxes.add(cols, list(map(_ANNOTATIONS, labels)), maps, columns[_OBJECTS_AT])
+        _tally(cols.human_n, [meta.human for meta in metas])
+        _tally(cols.job_n, [meta.job for meta in metas])
+        self.boxes.add(cols, [label.annotations for label in labels], maps, [meta.objects for meta in metas])
         return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any], maps: list[Any]) -> None:
@@ -365,7 +374,7 @@ class FastPath:
             meta_n[typ, None, LABELED | DECLARED] += n
         cols.human_n.update(map(_HUMAN, metas))
         cols.job_n.update(map(_JOB, metas))
-        self.boxes.add(cols, list(map(_ANNOTATIONS, labels)), maps, list(map(_OBJECTS, metas)))
+        self.boxes.add(cols, [label.annotations for label in labels], maps, [meta.objects for meta in metas])
 
     def _rule(self, meta: _Meta) -> str:
         rule = meta.failure_rule
