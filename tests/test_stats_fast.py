@@ -425,6 +425,17 @@ def test_ids_and_box_counts_outside_a_byte_are_counted_as_the_generic_count_does
     assert {255, 300} <= set(got.attributes["boxes"].boxes_per_image)
 
 
+@pytest.mark.parametrize("column", [[], ["no"] * 5, ["yes", "no", "no"], ["no", "no", "yes"], [None, "a", None],
+                                    [f"job-{i % 11}" for i in range(40)], [stats_fast.UNSET, "object-detection"]])
+def test_a_column_of_literals_is_counted_as_a_counter_counts_it(column):
+    """``_counts``: one ``list.count`` where the first value holds throughout, else a ``set`` and a
+    count a value, else (more than ``FEW_VALUES``) a ``Counter``; each as ``Counter`` counts."""
+    assert dict(stats_fast._counts(column)) == Counter(column)
+    counter = Counter({"no": 2})
+    stats_fast._tally(counter, column)
+    assert counter == Counter({"no": 2}) + Counter(column)
+
+
 def test_small_counts_are_a_counter_s_counts():
     values = [0, 255, 3, 3, 0, 7] * 5
     assert dict(stats_facts.small_counts(values)) == Counter(values)

@@ -105,15 +105,22 @@ def _slice_size(lines: int) -> int:
     return max(-(-lines // max(slices, 1)), 1)
 
 
-def _tally(counter: Counter, column: Sequence[Any]) -> None:
-    """``counter.update(column)`` for a column of a few literals: a ``set`` and a ``tuple.count``
-    each (identity first, in C), not a hash and a store a value."""
+def _counts(column: list[Any]) -> dict[Any, int]:
+    """``Counter(column)`` for a column of a few literals: a ``set`` and a ``list.count`` each
+    (identity first, in C), not a hash and a store a value; a column of one value throughout (a
+    slice's type, its job name, as a rule) one ``list.count`` alone, no ``set`` built."""
+    if column and column.count(column[0]) == len(column):
+        return {column[0]: len(column)}
     distinct = set(column)
     if len(distinct) > FEW_VALUES:
-        counter.update(column)
-        return
-    for value in distinct:
-        counter[value] += column.count(value)
+        return Counter(column)
+    return {value: column.count(value) for value in distinct}
+
+
+def _tally(counter: Counter, column: list[Any]) -> None:
+    """``counter.update(column)`` for a column of a few literals (``_counts``)."""
+    for value, n in _counts(column).items():
+        counter[value] += n
 
 
 class FastPath:
@@ -335,17 +342,16 @@ class FastPath:
             failures = [meta.failure_reason for meta in metas]
         except AttributeError:  # a labeled line without this metadata (``UNSET``)
             return False
-        types = [meta.type for meta in metas]
-        distinct_types = set(types)
-        if failures.count(UNSET) != len(failures) or UNSET in distinct_types:
+        types = _counts([meta.type for meta in metas])
+        if failures.count(UNSET) != len(failures) or UNSET in types:
             return False  # a failed or untyped line with a label
         for meta in others:
             self._add(cols, meta, UNSET)
         if not metas:
             return True
         meta_n = cols.meta_n
-        for typ in distinct_types:
-            meta_n[typ, None, LABELED | DECLARED] += types.count(typ)
+        for typ, n in types.items():
+            meta_n[typ, None, LABELED | DECLARED] += n
         _tally(cols.human_n, [meta.human for meta in metas])
         _tally(cols.job_n, [meta.job for meta in metas])
         self.boxes.add(cols, [label.annotations for label in labels], maps, [meta.objects for meta in metas])
