@@ -9,7 +9,7 @@ import re
 import pytest
 
 from totask_manifest import ToTaskAction
-from totask_manifest._synapse.client import BackendUnavailable
+from totask_manifest._synapse.client import PROBE_RETRIES, BackendUnavailable
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.workers import FRESH_OUTAGE
 from totask_manifest.testing.builders import fast_client, seed_tasks
@@ -63,3 +63,41 @@ def test_every_task_read_failing_stops_runs_export_as_an_outage(synapse, files, 
     assert result["status"] == "FAILED" and read_outage_stop(pid).search(result["message"]), result["message"]
     assert "skipped" not in result["message"], result["message"]
     assert synapse.requests_to("PUT") == []
+
+
+def test_a_hung_backend_is_stopped_at_the_first_read_timeout_not_after_the_retries(synapse, files, tmp_path) -> None:
+    """Every task read and the check hang, 256 tasks: the check was asked at the third failed read, each
+    failing only after all its tries, and each retry waited for a connection slot behind the window's
+    other first tries (8 rounds of the 32 in flight, one read timeout each). Now the first try that times
+    out with no read answered asks the check at once: the stop comes within one read timeout and the
+    check's time, before any read is sent a second time, and the check is asked once, not per timeout."""
+    pid = seed_tasks(synapse, files, 256)
+    client = fast_client(synapse, timeout=1.0, probe_timeout=0.1)
+    synapse.add_fault(Fault(status=None, delay=60.0, method="GET", path=READS, times=None))
+    synapse.add_fault(Fault(status=None, delay=60.0, method="GET", path=rf"^/projects/{pid}/$", skip=1, times=None))
+    try:
+        with pytest.raises(BackendUnavailable, match=rf"^the Synapse backend is unavailable \(GET /tasks/\d+/ got no "
+                                                     rf"answer in time, and its check, GET /projects/{pid}/, got no "
+                                                     r"answer either: .*; last: Synapse did not answer GET /tasks/"):
+            export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    finally:
+        client.close()
+    reads = [r.path for r in synapse.requests_to("GET", READS)]
+    assert len(reads) == len(set(reads)) <= 2 * 32, len(reads)  # the stop within the 2nd round of first tries
+    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 1 + 1 + PROBE_RETRIES  # the start's, one check
+    assert not (tmp_path / "out.manifest").exists()
+
+
+def test_a_read_timing_out_while_the_backend_answers_its_check_is_retried(synapse, files, tmp_path) -> None:
+    """The check a timeout asks is answered: one slow read, not the backend down; it is tried again and
+    the export ends whole. (One read at a time: the first read's timeout has no read answered since it
+    went out; with others in flight and answered, a timeout asks nothing.)"""
+    pid = seed_tasks(synapse, files, 40)
+    client = fast_client(synapse, timeout=0.5, max_concurrency=1)
+    synapse.add_fault(Fault(status=None, delay=3.0, method="GET", path=READS, times=1))
+    try:
+        result = export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    finally:
+        client.close()
+    assert (result.exported, result.skipped) == (40, [])
+    assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 2  # the start's, the timeout's check

@@ -206,6 +206,10 @@ class AsyncSynapseClient:
         self.answered = {"read": 0, "write": 0}
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
+        #: called with the error of a try that timed out (no answer) while no request of its kind was answered
+        #: since it went out, before it is retried: export asks ``Breaker``'s check at once (``Breaker.timed_out``),
+        #: as a hung backend's first read fails only after its retries, behind the window's other reads'
+        self.on_timeout: Callable[[BackendUnavailable], None] | None = None
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -322,6 +326,8 @@ class AsyncSynapseClient:
                         body = await response.read()
             except aiohttp.ClientError as exc:
                 failures += 1
+                if isinstance(exc, TimeoutError) and not probe:
+                    self._timed_out(method, url, exc, failures, proxy, self.answered[kind] == since[0])
                 # the proxy refused the tunnel (a 407): another attempt has the same credentials
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
@@ -371,6 +377,13 @@ class AsyncSynapseClient:
                     after_unanswered=after_unanswered,
                     after_server_error=after_server_error,
                 ) from None
+
+    def _timed_out(self, method: str, url: str, exc: aiohttp.ClientError, failures: int, proxy: Proxy | None,
+                   fresh: bool) -> None:
+        """Tells ``on_timeout`` of a try that got no answer in time, when nothing of its kind was answered
+        while it waited (``fresh``): a backend that answers others is slow to this request, not down."""
+        if self.on_timeout is not None and fresh:
+            self.on_timeout(unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact))
 
     async def _wait_if_paused(self) -> bool:
         """Wait while every request is paused (a 429's ``Retry-After``); whether it waited."""

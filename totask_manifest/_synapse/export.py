@@ -224,8 +224,7 @@ async def _export(
     params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
     listing = Listing(aio, params, filters, again=again)
-    reads = _TaskReads(aio, project)
-    with AtomicWriter(output) as out:
+    with _TaskReads(aio, project) as reads, AtomicWriter(output) as out:
         window: list[int] = []
         async with contextlib.aclosing(listing.ids()) as ids:
             async for tid in ids:
@@ -278,6 +277,26 @@ class _TaskReads:
         self.project = project
         self.token = TokenCheck(aio)
         self.breaker = Breaker(token=self.token)
+        self._checks: set[asyncio.Task] = set()  # ``Breaker.timed_out``'s, asked while reads go on
+
+    def __enter__(self) -> _TaskReads:
+        self.aio.on_timeout = self._timed_out
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.aio.on_timeout = None  # the client goes on (``run``'s apply): its timeouts are not the export's
+        for check in self._checks:
+            check.cancel()
+
+    def _timed_out(self, error: BackendUnavailable) -> None:
+        """A read's try timed out with no read answered since it went out: the check, asked now."""
+        check = asyncio.ensure_future(self.breaker.timed_out(error, self.project))
+        self._checks.add(check)
+        check.add_done_callback(self._checks.discard)
+
+    def stop(self) -> BackendUnavailable:
+        """The stop of a breaker that tripped while reads were out (``Breaker.timed_out``)."""
+        return BackendUnavailable(self.breaker.fatal or "", status=None, method="GET", path=f"/projects/{self.project}/")
 
     async def line(self, task_id: int) -> tuple[bytes | None, str]:
         try:
@@ -299,9 +318,15 @@ class _TaskReads:
 
 async def _write_window(reads: _TaskReads, ids: list[int], out: Any, result: ExportResult) -> None:
     pending = [asyncio.ensure_future(reads.line(tid)) for tid in ids]
-    try:
-        lines = await asyncio.gather(*pending)
+    every = asyncio.gather(*pending)
+    stopped = asyncio.ensure_future(reads.breaker.stopped.wait())
+    try:  # a breaker tripped by a timeout's check (a hung backend) stops the reads still waiting
+        await asyncio.wait([every, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if not every.done():
+            raise reads.stop()
+        lines = every.result()
     finally:  # the export stopped: no read goes on behind it
+        stopped.cancel()
         for task in pending:
             task.cancel()
     for tid, (line, reason) in zip(ids, lines, strict=True):

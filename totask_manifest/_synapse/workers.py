@@ -92,6 +92,10 @@ class Breaker:
         #: the project the check asks for: the last one a failed task named (any of the run's will do)
         self._project: int | None = None
         self._judging = asyncio.Lock()
+        #: set once it trips: what waits on requests that may never end (a hung backend's) stops on it
+        self.stopped = asyncio.Event()
+        #: the 2xx counts (``AsyncSynapseClient.answered``) when ``timed_out`` last asked the check
+        self._timed_out_at: tuple[int, ...] | None = None
 
     @property
     def tripped(self) -> bool:
@@ -100,6 +104,28 @@ class Breaker:
     def trip(self, reason: str) -> None:
         if self.fatal is None:
             self.fatal = reason
+            self.stopped.set()
+
+    async def timed_out(self, error: SynapseHTTPError, project: Any) -> None:
+        """A try of ``project``'s request got no answer in time, nothing of its kind answered meanwhile:
+        asks the check at once, and trips when it gets no 2xx either (said as the check's verdict).
+
+        Why: a hung backend fails a request only after all its tries, each a whole read timeout, and
+        each retry waits for a connection slot behind the other requests sent with it (export's window
+        of 256 reads): the third failure, the row's check, came minutes after the first timeout (~16 min
+        at the defaults). Asked once while nothing is answered (not again for each of the window's
+        timeouts), never while the row's own check is out; answered, the run goes on: one slow request."""
+        if self.tripped or self.token is None or (pid := project_id(project)) is None or self._judging.locked():
+            return
+        answered = tuple(self.token.aio.answered.values())
+        if answered == self._timed_out_at:
+            return
+        self._timed_out_at = answered
+        async with self._judging:
+            check = await self.token.got(pid, probe=True)
+            if check is not None and check.status != 429 and not self.tripped:
+                self._project = pid
+                self.trip(self._verdict(check, f"{error.method} {error.path} got no answer in time", str(error)))
 
     def success(self) -> list[Any]:
         """The backend answered a task: the unavailable failures held are failures of their own
