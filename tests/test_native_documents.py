@@ -423,7 +423,7 @@ def test_with_schema_any_an_empty_document_is_submitted_as_the_sdk_submits_it(sy
               "pre_processor": rel, "schema": "any"}
     result = ToTaskAction(params=params, output_root=str(tmp_path), timing={"poll_interval": 0.01}).start()
     assert "success=1, failed=1" in result["message"], result
-    assert [f["error"] for f in result["failures"]] == [f"not-labeled: {EMPTY_RESULT}"]
+    assert [f["error"] for f in result["failures"]] == [EMPTY_RESULT]
     assert sorted(t["data"] == empty for t in synapse.project_tasks(pid2)) == [False, True]
 
 
@@ -608,10 +608,10 @@ def test_a_plugin_that_misbehaves_fails_only_its_task_with_the_token_masked(syna
     assert action["status"] == "SUCCEEDED" and "success=1, failed=3" in action["message"], action
     errors = sorted(f["error"] for f in action["failures"])
     assert errors == sorted([
-        "not-labeled: convert_data_from_inference: RuntimeError: backend refused token ***",
-        "not-labeled: convert_data_from_inference: the converter returned data that is not JSON "
+        "convert_data_from_inference: RuntimeError: backend refused token ***",
+        "convert_data_from_inference: the converter returned data that is not JSON "
         "(Type is not JSON serializable: set)",
-        "not-labeled: convert_data_from_inference: the converter returned a number JSON cannot hold (NaN or "
+        "convert_data_from_inference: the converter returned a number JSON cannot hold (NaN or "
         "infinity) at annotationsData.image_1[0].coordinate.x"]), errors
     assert TOKEN not in orjson.dumps(action).decode() and TOKEN not in capsys.readouterr().err
     written = [t for t in synapse.project_tasks(pid2) if t.get("writes")]

@@ -139,7 +139,7 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypat
     assert result["status"] == "SUCCEEDED" and result["metrics"] == {"total": 4, "success": 3, "failed": 1, "stand_by": 0}
     assert result["message"] == "to_task completed. success=3, failed=1"
     assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (4, 3, 1)
-    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"}]
+    assert result["failures"] == [{"task_id": empty_for["id"], "error": "TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"}]
     [failed] = [e for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
     assert failed["data"]["content"].startswith(f"Task {empty_for['id']} failed: ") and "key" not in failed["data"]
     assert failed["step"] == "annotate_task_data"

@@ -250,7 +250,7 @@ def test_run_inference_a_lone_401_fails_that_line_alone(tmp_path) -> None:
     rc, result, tail, server = _inference_run(tmp_path, revoked=False)
     assert rc == 0 and result is not None and result["status"] == "SUCCEEDED", tail
     lone = [f for f in result["failures"] if "401" in f["error"]]
-    assert len(lone) == 1 and lone[0]["error"].startswith("not-labeled: inference: Synapse answered 401 to POST "), lone
+    assert len(lone) == 1 and lone[0]["error"].startswith("inference: Synapse answered 401 to POST "), lone
     assert "while the same token was accepted for GET /projects/" in lone[0]["error"], lone
     assert server.requests_to("PUT"), tail
 

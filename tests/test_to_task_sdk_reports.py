@@ -76,7 +76,7 @@ def test_an_empty_label_file_fails_naming_the_file_not_an_inference_code(synapse
     assert failure["task_id"] == empty
     error = failure["error"]
     assert "TASK_INFERENCE" not in error, error
-    assert error.startswith("not-labeled: empty document: http://127.0.0.1:") and "/labels/1.json holds no annotation" in error
+    assert error.startswith("empty document: http://127.0.0.1:") and "/labels/1.json holds no annotation" in error
     assert "?" not in error.split("empty document: ", 1)[1].split(" ", 1)[0]  # the URL redacted as other messages are
     assert synapse.tasks[empty].get("writes") is None and len(synapse.requests_to("PUT")) == 2  # not sent
 
@@ -99,7 +99,7 @@ def test_an_inference_reply_without_annotations_is_sent_as_the_sdk_sends_it(syna
 
     assert result["status"] == "SUCCEEDED" and result["failed_count"] == 2, result
     errors = {f["task_id"]: f["error"] for f in result["failures"]}
-    assert errors[falsy] == "not-labeled: TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"  # never sent
+    assert errors[falsy] == "TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"  # never sent
     assert "400" in errors[no_annotation], errors  # sent, and refused by the backend as the SDK's submit is
     put = {r.path for r in synapse.requests_to("PUT")}
     assert f"/tasks/{no_annotation}/annotate_task_data/" in put and f"/tasks/{falsy}/annotate_task_data/" not in put
@@ -156,6 +156,25 @@ def test_task_events_come_in_listing_order_numbered_by_their_place(synapse, file
     failed = [e["data"]["content"].split(" failed:", 1)[0] for e in synapse.logs
               if e["event"] == "message" and e["level"] == "error"]
     assert failed == [f"Task {ids[1]}", f"Task {ids[3]}"]  # each right after its task's event, in listing order
+
+
+def test_a_failed_tasks_error_is_the_same_string_in_its_event_message_and_result(synapse, files, tmp_path,
+                                                                                monkeypatch) -> None:
+    """The SDK records one string per failed task (``_record_failure``): the ``failures`` entry's
+    ``error``, the event's ``error`` and ``Task N failed: <error>``. Ours put the apply status first in
+    the result and the message (``not-labeled: empty document: ...``), not in the event."""
+    pid = seed_tasks(synapse, files, 3, label=lambda i: EMPTY_DM if i == 1 else objects_doc(i))
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+    empty = sorted_ids(synapse, pid)[1]
+
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+
+    [failure] = result["failures"]
+    [event] = [e["data"] for e in synapse.logs if e["event"] == "annotate_task_data" and e["data"]["status"] == "failed"]
+    [said] = [e["data"]["content"] for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
+    assert failure["task_id"] == event["task_info"]["task_id"] == empty
+    assert said == f"Task {empty} failed: {failure['error']}" and event["error"] == failure["error"], (said, event)
+    assert failure["error"].startswith("empty document: "), failure
 
 
 def test_listing_order_holds_a_bounded_number_of_events_and_loses_none() -> None:

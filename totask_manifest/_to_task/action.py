@@ -376,10 +376,12 @@ class ToTaskAction:
             counts["success" if ok else "failed"] += 1
             reporter.progress("annotate_task_data", total + done[0], 2 * total)
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
-            events.add(r.line, r.task_id, None if ok else (r.detail or ""), f"{r.status}: {r.detail}")
+            # the SDK's failure is its error alone, the same string in ``failures``, the event and the
+            # "Task N failed: ..." message: no status before it (``not-labeled: ``, ``conflict: ``)
+            error = r.detail or r.status
+            events.add(r.line, r.task_id, None if ok else error, error)
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
-                failed_lines.append((r.line, {"task_id": r.task_id,
-                                               "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
+                failed_lines.append((r.line, {"task_id": r.task_id, "error": error}))
 
         def written() -> tuple[dict[str, int], list[dict]]:
             success, failed = counts["success"], counts["failed"]
