@@ -73,6 +73,65 @@ def test_more_ranges_a_worker_are_smaller_down_to_the_minimum() -> None:
     assert len(ranges.plan_ranges(100_000_000, 2, per_worker=32)) == len(ranges.plan_ranges(100_000_000, 2)) == 11
 
 
+def test_a_tapered_plan_is_smallest_where_the_processes_meet() -> None:
+    """``stats`` tapers its ranges: the pool's workers take them from the front and the calling
+    process from the back, so they meet at ``(workers - 1) / workers`` of the file; whoever
+    finishes first waited for the other's last range, some 30 MB with 16 even ones. There the
+    ranges are an eighth of the minimum, growing by half their distance up to the plan's own."""
+    size = 485_000_000
+    for workers in (2, 3):
+        even, plan = ranges.plan_ranges(size, workers), ranges.plan_ranges(size, workers, taper=True)
+        assert plan[0][0] == 0 and plan[-1][1] == size
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(plan))
+        step, meet, smallest = even[0][1], size * (workers - 1) // workers, ranges.MIN_RANGE_BYTES // 8
+        assert plan[0] == even[0] and plan[-1] == even[-1] and max(b - a for a, b in plan) <= step
+        at_meet = [b - a for a, b in plan if a <= meet + smallest and b >= meet - smallest]
+        assert max(at_meet) == smallest == min(b - a for a, b in plan)
+        # each range no more than half its distance from the meeting point (or the smallest)
+        assert all(b - a <= max(smallest, min(abs(a - meet), abs(b - meet))) for a, b in plan)
+        assert len(even) < len(plan) <= len(even) + 24
+    assert ranges.plan_ranges(10_000, 2, taper=True) == [(0, 10_000)]
+    assert ranges.plan_ranges(size, 1, taper=True) == [(0, size)]
+
+
+def test_tapered_ranges_give_every_line_once_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, lines = numbered_file(tmp_path, 20_000)
+    monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    parts = ranges.map_ranges(lines_and_pid, str(path), (None,), workers=2, start_method="fork", min_bytes=4096,
+                              taper=True)
+    assert len(parts) == len(ranges.plan_ranges(path.stat().st_size, 2, min_bytes=4096, taper=True)) > 16
+    assert [line for got, _ in parts for line in got] == lines
+
+
+def test_forked_workers_start_no_resource_tracker(tmp_path: Path) -> None:
+    """A forked pool's locks are unlinked at once and register with no resource tracker, whose
+    start (a fresh interpreter, some 20 ms of a CPU) held back the workers' start: it is started
+    for spawned workers only."""
+    path, lines = numbered_file(tmp_path, 3000)
+    out = mapped_in_a_fresh_process(path, "from multiprocessing import resource_tracker\n", ("fork", "spawn"),
+                                    "resource_tracker._resource_tracker._fd is not None")
+    assert out == [str(len(lines)), "False", str(len(lines)), "True"]
+
+
+def mapped_in_a_fresh_process(path: Path, imports: str, methods: tuple[str, ...], shown: str) -> list[str]:
+    """``map_ranges`` over ``path`` (``lines_and_pid``, 2 workers) in a fresh interpreter, once per
+    start method of ``methods``: the lines read and ``shown`` (a Python expression) after each."""
+    code = (
+        f"import os, sys\n{imports}"
+        "from totask_manifest._manifest import ranges\n"
+        "from tests.test_ranges import lines_and_pid\n"
+        "os.environ['RANGES_TEST_PARENT'] = str(os.getpid())\n"
+        f"for method in {methods!r}:\n"
+        f"    parts = ranges.map_ranges(lines_and_pid, {str(path)!r}, (None,), workers=2, min_bytes=4096,"
+        " start_method=method)\n"
+        f"    print(sum(len(p[0]) for p in parts), {shown})\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    return out.stdout.split()
+
+
 def test_bom_is_taken_off_the_files_first_line_only() -> None:
     assert ranges.split_bom(SAMPLE) == (ranges.BOM, SAMPLE[3:])
     assert ranges.split_bom(b"{}") == (b"", b"{}")
@@ -230,19 +289,8 @@ def test_a_local_file_is_split_without_loading_fsspec(tmp_path: Path) -> None:
     """Importing fsspec (some 80 ms) held back the first range and the workers' start: a plain
     local path is split and read by the pool and this process without it."""
     path, lines = numbered_file(tmp_path, 3000)
-    code = (
-        "import os, sys\n"
-        "from totask_manifest._manifest import ranges\n"
-        "from tests.test_ranges import lines_and_pid\n"
-        "os.environ['RANGES_TEST_PARENT'] = str(os.getpid())\n"
-        f"parts = ranges.map_ranges(lines_and_pid, {str(path)!r}, (None,), workers=2, min_bytes=4096,"
-        " start_method='fork')\n"
-        "print(sum(len(p[0]) for p in parts), len(parts), 'fsspec' in sys.modules)\n"
-    )
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                         env={**os.environ, "PYTHONPATH": str(root)})
-    assert out.stdout.split() == [str(len(lines)), str(2 * ranges.RANGES_PER_WORKER), "False"]
+    out = mapped_in_a_fresh_process(path, "", ("fork",), "len(parts), 'fsspec' in sys.modules")
+    assert out == [str(len(lines)), str(2 * ranges.RANGES_PER_WORKER), "False"]
 
 
 def test_spawned_workers_do_not_run_the_callers_script_again(tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 def tracker_started() -> None:
-    """Start ``multiprocessing``'s resource tracker (the pool's locks and queues register with it)
+    """Start ``multiprocessing``'s resource tracker (a spawned pool's locks and queues register with
+    it; a forked pool's are unlinked at once and need none, so ``ranges`` starts it for spawn only)
     with SIGHUP blocked, a mask it keeps: a closed terminal sends SIGHUP to the whole process group,
     and the tracker, which ignores only SIGINT and SIGTERM, died of it; the command then started
     another, which printed a warning and a traceback on the command's stderr. Blocked here, a SIGHUP
