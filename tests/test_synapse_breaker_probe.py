@@ -28,8 +28,8 @@ def test_a_write_side_outage_stops_apply_and_rolls_back(synapse, files, client, 
     synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=None))
     report = apply_job(str(make_job(tmp_path, export)), client=client, concurrency=concurrency)
     assert report.fatal is not None, report.summary()
-    stop = re.match(r"the Synapse backend is unavailable \((\d+) tasks in a row failed, each sent after it last answered "
-                    rf"a request of the same kind, though its check, GET /projects/{pid}/, was answered", report.fatal)
+    stop = re.match(r"the Synapse backend is unavailable \((\d+) tasks in a row failed, each with no write answered "
+                    rf"since it was first sent, though its check, GET /projects/{pid}/, was answered", report.fatal)
     assert stop is not None and int(stop[1]) >= FRESH_OUTAGE, report.fatal
     assert report.rollback is not None, report.summary()
 

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from totask_manifest import ToTaskAction
+from totask_manifest._errors import FatalSynapseError
 from totask_manifest._synapse.client import PROBE_RETRIES, BackendUnavailable
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.workers import FRESH_OUTAGE
@@ -22,9 +23,9 @@ READS = r"^/tasks/\d+/$"
 
 def read_outage_stop(pid: int) -> re.Pattern[str]:
     """The stop of an outage of the reads alone: the check (the project's GET) answered, ``FRESH_OUTAGE``
-    reads or more in a row failed, none answered since each went out."""
-    return re.compile(rf"the Synapse backend is unavailable \((\d+) tasks in a row failed, each sent after it last "
-                      rf"answered a request of the same kind, though its check, GET /projects/{pid}/, was answered; "
+    reads or more in a row failed, none answered since each was first sent."""
+    return re.compile(rf"the Synapse backend is unavailable \((\d+) tasks in a row failed, each with no read "
+                      rf"answered since it was first sent, though its check, GET /projects/{pid}/, was answered; "
                       rf"last: Synapse answered 503 Service Unavailable to GET /tasks/\d+/")
 
 
@@ -32,9 +33,10 @@ def read_outage_stop(pid: int) -> re.Pattern[str]:
 def test_every_task_read_failing_stops_export_as_an_outage(synapse, files, tmp_path, concurrency, answered) -> None:
     """The project's GET answered, every task read (after the first ``answered``) 503 after its retries: the
     check's answer made each 3 failures "their tasks' own", and the export read every task to skip them.
-    The reads sent after the last one answered are fresh: ``FRESH_OUTAGE`` of them stop the export as an
-    outage, nothing written."""
-    pid = seed_tasks(synapse, files, 100)
+    The reads first sent after the last one answered are fresh: ``FRESH_OUTAGE`` of them stop the export as
+    an outage, nothing written. (200 tasks: after the 60th answered, the 32 reads out with it are not fresh;
+    the later ones are.)"""
+    pid = seed_tasks(synapse, files, 200)
     synapse.add_fault(Fault(status=503, method="GET", path=READS, skip=answered, times=None))
     client = fast_client(synapse, max_concurrency=concurrency)
     try:
@@ -44,6 +46,23 @@ def test_every_task_read_failing_stops_export_as_an_outage(synapse, files, tmp_p
         client.close()
     stop = read_outage_stop(pid).match(str(stopped.value))
     assert stop is not None and int(stop[1]) >= FRESH_OUTAGE, stopped.value
+    assert not (tmp_path / "out.manifest").exists()
+
+
+@pytest.mark.parametrize("concurrency", [1, 32])
+def test_every_task_read_answered_500_is_each_tasks_own(synapse, files, tmp_path, concurrency) -> None:
+    """Every task read answered 500, the check answered: the application answered each read with an error,
+    no sign of an outage (``OUTAGE_STATUSES``), so the tasks are skipped, and an export with none left says so
+    (exit 1), no manifest written."""
+    pid = seed_tasks(synapse, files, 20)
+    synapse.add_fault(Fault(status=500, method="GET", path=READS, times=None))
+    client = fast_client(synapse, max_concurrency=concurrency)
+    try:
+        with pytest.raises(FatalSynapseError, match=r"^No tasks could be exported: all 20 listed tasks were skipped "
+                                                    r"\(first: task \d+: Synapse answered 500 Internal Server Error"):
+            export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    finally:
+        client.close()
     assert not (tmp_path / "out.manifest").exists()
 
 

@@ -381,7 +381,8 @@ class _ApplyRun:
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
         try:
             result = await self._decide_and_write(p, own)
-            self._say(self.breaker.success())
+            # the row starts again; a fresh outage's count only if this task's write got a 2xx (``Breaker``'s B)
+            self._say(self.breaker.success(p.project))
         except TokenRejected as exc:
             if (alone := await refused_alone(self.token, exc, p.project)) is not None:
                 # not the token's (its check answered, or could not tell): this request alone was refused
@@ -395,7 +396,7 @@ class _ApplyRun:
             # held until the next task or the project's check says whether the backend is down: then, with
             # the writes in flight failing the same way, said once, in the summary (``Breaker``)
             failed = TaskResult(p.line, p.task_id, FAILED, str(exc), sent=p.line in self._writing)
-            self._say(await self.breaker.unavailable(str(exc), failed, project=p.project, fresh=exc.fresh))
+            self._say(await self.breaker.unavailable(str(exc), failed, project=p.project, error=exc))
             return
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):

@@ -62,6 +62,7 @@ from .._fetch.http import new_session, proxy_options
 from .._proxies import EnvProxies, Proxy
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
+    READS,
     BackendMoved,
     BackendUnavailable,
     BadRequest,
@@ -106,8 +107,6 @@ PROBE_RETRIES = 2
 #: the longest wait between two tries of ``probe``, whatever a ``Retry-After`` asks: with
 #: ``PROBE_TIMEOUT``, the whole check takes at most 3 x 5 + 2 x 5 = 25 s, a hung backend judged within 30 s
 PROBE_MAX_WAIT = 5.0
-#: the methods whose 2xx shows that the backend serves reads; every other method is a write
-READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _nothing_sent(exc: aiohttp.ClientError) -> bool:
@@ -201,8 +200,8 @@ class AsyncSynapseClient:
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._paused_until = 0.0
         self._probe_session: aiohttp.ClientSession | None = None  # ``probe``'s own connection
-        #: 2xx answers so far to reads and to writes (``READS``): a failed request whose kind had none since it
-        #: was sent is ``fresh`` (``Breaker``)
+        #: 2xx answers so far to reads and to writes (``READS``): a failed request whose kind had none since its
+        #: first attempt was sent is ``fresh``; ``Breaker`` reads them to restart its count of fresh failures
         self.answered = {"read": 0, "write": 0}
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
@@ -262,9 +261,12 @@ class AsyncSynapseClient:
         pause), tried again ``PROBE_RETRIES`` times at most on a 5xx or no answer, each wait at most
         ``PROBE_MAX_WAIT``, a 429 not waited out (an answer: ``Breaker`` takes it as one), and its
         answer not counted in ``answered``: ``Breaker``'s check. An error raised is ``fresh`` when no
-        request of its kind (``READS`` or writes) got a 2xx since its last attempt went on the wire
-        (after any pause and its wait for a connection slot): a request held back while others were
-        answered, or sent again after them, is judged by what came after it went out (review25 #5).
+        request of its kind (``READS`` or writes) got a 2xx since its *first* attempt went on the wire
+        (after any pause and its wait for a connection slot: a request held back while others were
+        answered is judged from when it went out, review25 #5). Not from its last attempt: a retry
+        waits its backoff, so the last attempt of nearly every failure goes out after the others of
+        its window were answered, and a broken task's quick 500 or 503 looked fresh whatever the
+        backend's state (review8 #1, #3).
 
         ``on_attempt(attempt)`` is awaited before each attempt not sent at once: one after the first
         (2, 3, ...), or a first one that waited out a pause (another request's 429) or for a
@@ -286,7 +288,7 @@ class AsyncSynapseClient:
         session = self._probe_http() if probe else self._http()
         proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
         kind = "read" if method in READS else "write"
-        since = [self.answered[kind]]  # set again as each attempt goes on the wire (``_send``)
+        since = [self.answered[kind]]  # set as its first attempt goes on the wire (``_send``)
         try:
             return await self._send(method, url, target, query, content, headers, session, proxy, proxy_kwargs,
                                     on_attempt, probe, since)
@@ -299,8 +301,9 @@ class AsyncSynapseClient:
                     proxy_kwargs: dict, on_attempt: Callable[[int], Awaitable[None]] | None, probe: bool,
                     since: list[int]) -> Any:
         """``request``'s attempts, by the retry policy above (``probe``: ``PROBE_RETRIES``, outside the
-        pool's slots). ``since[0]`` is set to the count of 2xx answers to the request's kind as each
-        attempt goes out: what makes its failure ``fresh``."""
+        pool's slots). ``since[0]`` is set to the count of 2xx answers to the request's kind as its
+        first attempt goes out: what makes its failure ``fresh``. A try that times out is judged from
+        its own send (``_timed_out``): a hung backend answers none of the tries sent since."""
         retries, rate_limit_retries = (PROBE_RETRIES, 0) if probe else (self.retries, self.rate_limit_retries)
         most = PROBE_MAX_WAIT if probe else None
         kind = "read" if method in READS else "write"
@@ -310,6 +313,7 @@ class AsyncSynapseClient:
         attempt = 0
         after_unanswered = False  # an earlier attempt may still be processed (``errors.went_unanswered``)
         after_server_error = False  # an earlier attempt was answered 500 or 503: it may have been stored
+        this_try = since[0]  # the 2xx count as the current attempt went out
         while True:
             paused = not probe and await self._wait_if_paused()
             attempt += 1
@@ -318,7 +322,9 @@ class AsyncSynapseClient:
                 async with slots:
                     if on_attempt is not None and (attempt > 1 or paused or queued):
                         await on_attempt(attempt)
-                    since[0] = self.answered[kind]
+                    this_try = self.answered[kind]
+                    if attempt == 1:
+                        since[0] = this_try
                     self.sent += 1
                     started = time.perf_counter()
                     async with session.request(method, target, params=query, data=content, headers=headers,
@@ -327,7 +333,7 @@ class AsyncSynapseClient:
             except aiohttp.ClientError as exc:
                 failures += 1
                 if isinstance(exc, TimeoutError) and not probe:
-                    self._timed_out(method, url, exc, failures, proxy, self.answered[kind] == since[0])
+                    self._timed_out(method, url, exc, failures, proxy, self.answered[kind] == this_try)
                 # the proxy refused the tunnel (a 407): another attempt has the same credentials
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)

@@ -17,6 +17,9 @@ from .._errors import FatalSynapseError, SynapseError
 from .._proxies import Proxy
 from .._redaction import hide_secrets
 
+#: the methods whose 2xx shows that the backend serves reads; every other method is a write
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class SynapseHTTPError(SynapseError):
     """The backend answered with an error status."""
@@ -35,10 +38,15 @@ class SynapseHTTPError(SynapseError):
         #: an earlier attempt was answered 500 or 503: nothing of it is on its way, but the backend
         #: may have stored the write before it failed (a final 500 is in doubt for the same reason)
         self.after_server_error = after_server_error
-        #: no request of its kind (read or write) got a 2xx from the backend since its last attempt went
-        #: on the wire (set by the client; ``Breaker``: ``FRESH_OUTAGE`` fresh failures in a row are an
-        #: outage of that kind even though the check is answered)
+        #: no request of its kind (read or write) got a 2xx from the backend since its first attempt went
+        #: on the wire (set by the client; ``Breaker``: ``FRESH_OUTAGE`` fresh failures of an outage's
+        #: status in a row are an outage of that kind even though the check is answered)
         self.fresh = True
+
+    @property
+    def kind(self) -> str:
+        """"read" or "write": the requests whose 2xx tell whether the backend serves this one's kind."""
+        return "read" if self.method.upper() in READS else "write"
 
 
 class BadRequest(SynapseHTTPError):

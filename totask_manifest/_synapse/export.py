@@ -307,7 +307,7 @@ class _TaskReads:
                 raise
             answer = None, reason
         except BackendUnavailable as exc:
-            await self.breaker.unavailable(str(exc), project=self.project, fresh=exc.fresh)
+            await self.breaker.unavailable(str(exc), project=self.project, error=exc)
             if self.breaker.tripped:
                 raise BackendUnavailable(self.breaker.fatal, status=exc.status, method=exc.method,
                                          path=exc.path, unreachable=exc.unreachable) from None

@@ -343,8 +343,7 @@ async def rollback_async(
         except BackendUnavailable as exc:
             result = RestoreResult(tid, FAILED, str(exc))
             # once it trips, this and those before it: said once, in the summary
-            await breaker.unavailable(str(exc), result, project=history.writes[0].get("project"),
-                                     fresh=exc.fresh)
+            await breaker.unavailable(str(exc), result, project=history.writes[0].get("project"), error=exc)
         except NotFound as exc:
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)

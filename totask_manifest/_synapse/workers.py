@@ -6,8 +6,8 @@ fatal error is declared. A fatal error is one after which no task can succeed: t
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
 connection, each after its own retries, and the project's GET then got no 2xx; or ``FRESH_OUTAGE``
-in a row did, each sent after the last 2xx to its kind of request: ``Breaker``, the one rule for
-apply, rollback and export).
+in a row did with no answer or a 502/503/504, none of their kind answered since each was first sent:
+``Breaker``, the one rule for apply, rollback and export).
 """
 
 from __future__ import annotations
@@ -33,63 +33,80 @@ def check_concurrency(concurrency: int) -> None:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
 
 
-#: fresh failures in a row (each: no 2xx to a request of its kind since its last attempt went out) that
-#: stop a run though its check is answered: an outage of one kind of request alone (the writes: a read-only
-#: or maintenance mode, a failover, a full disk). Why 8 and not the check's 3: at ``--concurrency 1``, and at
+#: failures in a row of one kind of request (reads or writes) that stop a run though its check is answered,
+#: each *fresh* (no 2xx to a request of its kind since its first attempt went out) and of an outage's kind
+#: (``OUTAGE_STATUSES`` or no answer): an outage of one kind of request alone (the writes: a read-only or
+#: maintenance mode, a failover, a full disk). Why 8 and not the check's 3: at ``--concurrency 1``, and at
 #: any concurrency once the last tasks of a run are in flight, nothing else of its kind is answered while a
 #: task fails, so every failure is fresh and this count is broken tasks next to each other: 3 of them (a
-#: batch of bad labels the backend's serializer chokes on) are common and must fail alone (review25 #1); 8
-#: in a row, each after its own retries (4 tries at the defaults: 32 server errors, no write answered
-#: between), are not. A write outage is still stopped within 8 writes, before a 12-line run ends: 4 x 3, the
-#: check's count, for lines that read and then write.
+#: batch the backend chokes on) must fail alone (review25 #1). Also the count that stops lines without a
+#: project id to check.
 FRESH_OUTAGE = 8
+
+#: the answers of an outage (besides none at all): a gateway or a backend that does not serve the request.
+#: A 500 is the application answering (a serializer choking on one task's data): never an outage's sign
+OUTAGE_STATUSES = frozenset({502, 503, 504})
+
+
+def outage_sign(error: SynapseHTTPError | None) -> bool:
+    """Whether ``error`` counts toward ``FRESH_OUTAGE``: fresh (``SynapseHTTPError.fresh``) and no answer
+    or a 502/503/504. None (a failure its caller cannot describe) is no sign."""
+    return error is not None and error.fresh and (error.status is None or error.status in OUTAGE_STATUSES)
 
 
 class Breaker:
     """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
     their results until it is known whether the backend is down.
 
-    The rule: failures in a row (5xx or no connection, each after its own retries, in the order they
-    finish) stop the run when, at ``threshold`` of them (and every ``threshold`` more), the check, one
-    ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), gets no 2xx; or when ``FRESH_OUTAGE`` of them
-    in a row are *fresh* (each sent, its last attempt, after the last 2xx to a request of its kind, reads
-    or writes: ``SynapseHTTPError.fresh``) though the check is answered.
+    The rule (the one for apply, rollback and export):
 
-    Why both: the order failures finish in cannot tell an outage from broken tasks. A failed read is
-    retried with backoff, so it finishes after every good read sent with it, and three broken tasks
-    anywhere in export's window of 256 (or among apply's 32 writes) finish in a row while the
-    backend answers the others; the check is answered, so they are their tasks' own (said as such).
-    An outage that begins mid-window fails reads that were sent before the last answer: the check,
-    unanswered, tells it. An outage of the writes alone (reads answered: a read-only or maintenance
-    mode, a failover, a full disk) has every check answered, but its writes, sent again after their
-    backoff, each find no write answered since: ``FRESH_OUTAGE`` of them stop the run too. Fewer is
-    not enough: at ``--concurrency 1`` or at a run's end every failure is fresh, and 3 broken tasks in
-    a row there stopped the run and rolled back its good writes (review25 #1).
+    A. The row: failures in a row (5xx or no connection, each after its own retries, in the order they
+       finish); a task the backend answered restarts it. At ``threshold`` of them (and every
+       ``threshold`` more) the check, one ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), is
+       asked; no 2xx to it stops the run: a 401 the token refused, a 404 the project gone, anything
+       else (or nothing) the backend down, said with what it answered.
+    B. The fresh outage: ``FRESH_OUTAGE`` failures in a row that are each fresh, measured from the
+       request's *first* attempt as it went out (``SynapseHTTPError.fresh``), and of an outage's kind
+       (no answer, 502, 503, 504: ``outage_sign``) stop the run though the check is answered: an
+       outage of one kind of request (the writes of a read-only or maintenance mode). That count is
+       restarted only by a failure that is no sign (not fresh, a 500, another status) or by a 2xx to a
+       request of the failures' kind (the client's ``answered``), never by a task that finished
+       without sending one (a conflict, an unchanged task, a data-unit mismatch: review8 #2).
+    C. Without a project id to ask (apply's lines without one, when no other line of the run named
+       one) or a ``token``, no check: the row, or the fresh count, reaching ``FRESH_OUTAGE`` stops it.
+
+    Why not the last attempt for "fresh": a failed request is retried with backoff, so its last
+    attempt goes out after the other requests of its window were answered, and a broken task's quick
+    500 or 503 then looked fresh whatever the backend's state: 8 broken reads anywhere in export's
+    window of 256, or a run's last 8 broken writes, stopped it and rolled back good work (review8 #1,
+    #3). Why not a 500: it is the backend's application answering that one request. A backend
+    answering 500 to everything is still stopped, by A: its check fails too. What B cannot see: an
+    outage of one kind that begins while all the run's requests of that kind are already out (a run
+    of at most ``--concurrency`` writes): none is fresh, and its failures are said as the tasks' own.
     The check goes out at once, on its own connection, each try within ``PROBE_TIMEOUT``, tried again
     a few times on a 5xx or no answer (``PROBE_RETRIES``; the whole check under 30 s): a hung backend
     is judged in seconds, not after the requests that fill the pool and their retries, and one 503 of
     a busy load balancer is not an outage (review25 #2). A 429 to it is an answer (the backend is up,
-    only busy); a 401 is the token refused (``TokenCheck`` marks it revoked), a 404 the project gone
-    (``project_gone``), each said as such; any other answer, or none, is the backend down, said as
-    what it got. One check at a time; the failures that finish while it is asked wait for its
-    verdict and share it, and stay in the count whatever it says. Without a project id to ask
-    (apply's lines without one) or a ``token``, the count alone stops the run.
+    only busy). One check at a time; the failures that finish while it is asked wait for its verdict
+    and share it, and stay in the count whatever it says.
 
     Why hold them: the failures before the one that trips the breaker were said one by one (`task
     1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
-    Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); a task
-    that the backend answers first, the run's end, or an answered check while a failure of the row
-    was not fresh (it cannot grow into ``FRESH_OUTAGE``), make them failures of their own, said as such."""
+    Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); once
+    neither count can grow into a stop (a task answered with no fresh count left, an answered check
+    with none, or the run's end) they are failures of their own, said as such."""
 
     def __init__(self, threshold: int = 3, token: TokenCheck | None = None) -> None:
         self.threshold = max(1, threshold)
         self.token = token
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
-        self._fresh_in_a_row = 0  # the last failures of the row that were fresh (a stale one starts it again)
+        self._fresh_in_a_row = 0  # B's count: outage signs in a row
+        #: per kind of request in B's count, the client's 2xx count for it when its last sign came: a 2xx since ends it
+        self._fresh_marks: dict[str, int] = {}
         self._next_check = self.threshold  # the row's length at which the check is asked (again)
         self._held: list[Any] = []
-        #: the project the check asks for: the last one a failed task named (any of the run's will do)
+        #: the project the check asks for: the last one a task named (any of the run's will do)
         self._project: int | None = None
         self._judging = asyncio.Lock()
         #: set once it trips: what waits on requests that may never end (a hung backend's) stops on it
@@ -127,36 +144,62 @@ class Breaker:
                 self._project = pid
                 self.trip(self._verdict(check, f"{error.method} {error.path} got no answer in time", str(error)))
 
-    def success(self) -> list[Any]:
-        """The backend answered a task: the unavailable failures held are failures of their own
-        (returned, to be said)."""
-        self._start_again()
-        return self.release()
-
-    def _start_again(self) -> None:
+    def success(self, project: Any = None) -> list[Any]:
+        """The backend answered a task (``project``'s, where it names one: the check's to ask): the
+        row starts again; the unavailable failures held are failures of their own (returned, to be
+        said) unless B's count goes on, the task having sent nothing of that count's kind that got a 2xx."""
+        self._know(project)
         self._unavailable_in_a_row = 0
-        self._fresh_in_a_row = 0
         self._next_check = self.threshold
+        self._end_fresh_if_answered()
+        return [] if self._fresh_in_a_row else self.release()
+
+    def _know(self, project: Any) -> None:
+        if (pid := project_id(project)) is not None:
+            self._project = pid
+
+    def _answered(self, kind: str) -> int:
+        """The client's 2xx count for ``kind`` (none known without a token: B's count then ends only by a failure)."""
+        return self.token.aio.answered[kind] if self.token is not None else 0
+
+    def _end_fresh_if_answered(self) -> None:
+        """B's count ends once a request of a kind it counts got a 2xx since that kind's last sign."""
+        if any(self._answered(kind) != mark for kind, mark in self._fresh_marks.items()):
+            self._end_fresh()
+
+    def _end_fresh(self) -> None:
+        self._fresh_in_a_row = 0
+        self._fresh_marks = {}
+
+    def _can_check(self) -> bool:
+        return self._project is not None and self.token is not None
 
     def _due(self) -> bool:
-        """Whether the row as it stands is to be judged: the check's count reached, or the fresh ones'."""
+        """Whether the counts as they stand are to be judged: the check's count reached, or
+        ``FRESH_OUTAGE`` (also the row's, where no check can be asked)."""
+        if not self._can_check():
+            return max(self._unavailable_in_a_row, self._fresh_in_a_row) >= FRESH_OUTAGE
         return self._unavailable_in_a_row >= self._next_check or self._fresh_in_a_row >= FRESH_OUTAGE
 
     async def unavailable(self, reason: str, result: Any = None, *, project: Any = None,
-                          fresh: bool = True) -> list[Any]:
+                          error: SynapseHTTPError | None = None) -> list[Any]:
         """``result`` (a result with a ``fatal`` flag; None: nothing to hold, as for export, whose
         skipped task is the same whether the backend is down or not) failed for want of an answer;
-        ``project``: its task's project, the check's to ask; ``fresh``: its error's (sent after the
-        last 2xx to its kind of request). Returns what may be said now: nothing while it may be an
-        outage (held); every result held, this one included, when the check was answered and the row
-        cannot be a fresh outage; once the breaker trips, or has tripped, every result held and this
-        one, marked ``fatal``."""
+        ``project``: its task's project, the check's to ask; ``error``: what it failed with (its
+        ``fresh``, status and kind: B's sign). Returns what may be said now: nothing while it may be
+        an outage (held); every result held, this one included, when the check was answered and B's
+        count is empty; once the breaker trips, or has tripped, every result held and this one,
+        marked ``fatal``."""
         self._unavailable_in_a_row += 1
-        self._fresh_in_a_row = self._fresh_in_a_row + 1 if fresh else 0
+        self._end_fresh_if_answered()
+        if error is not None and outage_sign(error):
+            self._fresh_in_a_row += 1
+            self._fresh_marks[error.kind] = self._answered(error.kind)
+        else:
+            self._end_fresh()
         if result is not None:
             self._held.append(result)
-        if (pid := project_id(project)) is not None:
-            self._project = pid
+        self._know(project)
         said = await self._judge(reason) if self._due() else []
         if not self.tripped:
             return said
@@ -166,25 +209,28 @@ class Breaker:
 
     async def _judge(self, reason: str) -> list[Any]:
         """Trips the breaker, or, the check answered, asks it again ``threshold`` failures later and
-        returns the results held when the row cannot be a fresh outage (their own failures). The
-        row's count is not started again: the failures that came while the check was out count on."""
+        returns the results held when B's count is empty (their own failures). The row's count is
+        not started again: the failures that came while the check was out count on."""
         async with self._judging:  # one check at a time: those waiting share its verdict
             if self.tripped or not self._due():  # decided while this one waited
                 return []
-            failed = f"{self._unavailable_in_a_row} tasks in a row failed"
-            if self._project is None or self.token is None:
-                self.trip(f"the Synapse backend is unavailable ({failed}; last: {reason})")
+            failed = f"{max(self._unavailable_in_a_row, self._fresh_in_a_row)} tasks in a row failed"
+            if not self._can_check():
+                self.trip(f"the Synapse backend is unavailable ({failed}, with no project id to ask whether it "
+                          f"answers; last: {reason})")
                 return []
+            assert self.token is not None and self._project is not None
             check = await self.token.got(self._project, probe=True)
             if check is not None and check.status != 429:  # a 429 is answered: the backend is up, only busy
                 self.trip(self._verdict(check, failed, reason))
             elif self._fresh_in_a_row >= FRESH_OUTAGE:  # reads answered, these requests' kind not since they went out
-                self.trip(f"the Synapse backend is unavailable ({self._fresh_in_a_row} tasks in a row failed, each "
-                          f"sent after it last answered a request of the same kind, though its check, "
+                kinds = " or ".join(sorted(self._fresh_marks))
+                self.trip(f"the Synapse backend is unavailable ({self._fresh_in_a_row} tasks in a row failed, "
+                          f"each with no {kinds} answered since it was first sent, though its check, "
                           f"GET /projects/{self._project}/, was answered; last: {reason})")
             else:
                 self._next_check = self._unavailable_in_a_row + self.threshold
-                if self._fresh_in_a_row < self._unavailable_in_a_row:  # answered, and not all fresh: their own
+                if not self._fresh_in_a_row:  # answered, and no outage of one kind under way: their own
                     return self.release()
             return []
 
