@@ -232,10 +232,13 @@ def refuse_file_output(url: str) -> None:
 def refuse_folder(url: str) -> None:
     """Refuse a local file output where a folder stands (``export -o exports``, the folder there):
     only the atomic write's final rename failed on it, after the whole work (every task fetched,
-    every line converted). Local paths only: an object store has no folder a key would replace."""
+    every line converted). A link to a folder is refused too and called one (the rename would
+    replace the link by the file). Local paths only: an object store has no folder a key would replace."""
     local = _local_path(url)
     if local is not None and os.path.isdir(local):
-        raise StorageError(f"cannot write {redact_url(url)}: it is a folder, not a regular file; give the file's "
+        # a link is named as one: "it is a folder" sent the user looking for a folder where a link stands
+        what = "a link to a folder" if os.path.islink(local) else "a folder"
+        raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a regular file; give the file's "
                            "name (a name inside it, say)")
 
 
