@@ -850,10 +850,19 @@ def test_a_cluster_refusing_this_machines_token_is_said_so_not_called_no_ray(mon
      "AuthenticationError: Ray 2.60.1 has no token for gcs.example.com"),
     ("AuthenticationError: InvalidAuthToken at 192.168.1.7.", "AuthenticationError: InvalidAuthToken at 192.168.1.7"),
     ("AuthenticationError: no sentence end in v2.60", "AuthenticationError: no sentence end in v2.60"),
+    ("e.g. the token is bad. More.", "e.g. the token is bad"),
+    ("the token (i.e. the file) is bad. Set it.", "the token (i.e. the file) is bad"),
+    ("tokens, files etc. are bad. Set them.", "tokens, files etc. are bad"),
+    ("Invalid token... Try again", "Invalid token... Try again"),
+    ("Invalid token.... Try again.", "Invalid token.... Try again"),
+    (".", "."),
+    (". Set RAY_AUTH_TOKEN.", ". Set RAY_AUTH_TOKEN"),
 ])
 def test_the_token_refusal_keeps_rays_whole_first_sentence(said, first):
     """The refusal kept Ray's text up to its first dot, which cut it inside an IP address or a version
-    (``... refused by 10``): a sentence ends at a dot followed by white space or the end."""
+    (``... refused by 10``): a sentence ends at a dot followed by white space or the end. Nor at an
+    abbreviation's dot (``e.g``) or inside an ellipsis (``token..``), and a dot with nothing before
+    it keeps the text (the refusal read ``(Ray's GCS client: )``)."""
     from totask_manifest._engines.ray import _first_sentence
 
     assert _first_sentence(said) == first

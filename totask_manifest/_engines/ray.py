@@ -318,14 +318,24 @@ def _grpc_problem(host: str, port: int, greet: bool = True) -> str | None:
     return f"what answers at {where} {answer}: it is not a Ray cluster"
 
 
-#: the end of a sentence: a dot followed by white space or the end, not one inside an address or a version
-_SENTENCE_END = re.compile(r"\.(?=\s|$)")
+#: the end of a sentence: a lone dot followed by white space or the end, not one inside an address or a
+#: version, nor the last of an ellipsis (``token... Try again``: cut there, it read ``token..``)
+_SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|$)")
+
+#: words whose dot ends no sentence (``e.g. the token``: cut there, it read ``e.g``)
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|etc|vs|cf|approx|incl)$", re.IGNORECASE)
 
 
 def _first_sentence(said: str) -> str:
     """Ray's first sentence of ``said``, without its dot: the rest is advice about Ray's own ways
-    (this tool says its own). Cut at the first dot, it ended inside an IP address or a version."""
-    return _SENTENCE_END.split(said, maxsplit=1)[0]
+    (this tool says its own). Cut at the first dot, it ended inside an IP address or a version;
+    a dot with nothing before it (``.``) ends no sentence either: the refusal read ``(Ray's GCS
+    client: )``, so the text is kept as Ray gave it."""
+    for end in _SENTENCE_END.finditer(said):
+        head = said[:end.start()]
+        if head.strip() and not _ABBREVIATION.search(head):
+            return head
+    return said
 
 
 def _gcs_problem(host: str, port: int) -> str | None:
