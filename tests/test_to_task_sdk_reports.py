@@ -206,3 +206,32 @@ def test_a_converters_empty_result_in_the_file_method_names_the_file(synapse, fi
                                 "annotation for http://127.0.0.1:") and "/labels/" in error, error
     failures = [orjson.loads(x) for x in (tmp_path / "sdk-reports" / "failures.jsonl").read_bytes().splitlines()]
     assert [f["rule"] for f in failures] == ["empty-result"] * 2
+
+
+def test_a_task_changed_between_the_runs_export_and_its_apply_is_said_in_runs_words(synapse, files, tmp_path,
+                                                                                     monkeypatch) -> None:
+    """A task someone changes in Synapse after the run's export read it and before its apply
+    writes it is a conflict, not overwritten. Its error was apply's ``--force overwrites it``:
+    ``run`` has no --force. It says what is true under run, the one string in the ``failures``
+    entry, the event and ``Task N failed: ...``."""
+    pid = seed_tasks(synapse, files, 3)
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+    changed = sorted_ids(synapse, pid)[1]
+    someone = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "reviewer"}}
+
+    def edit_before_apply_reads(server, rec) -> None:
+        # apply reads the tasks' current data by ``id__in``: the export's reads are done by then
+        if rec.method == "GET" and "id__in" in rec.query and server.tasks[changed]["data"] != someone:
+            server.tasks[changed]["data"] = someone
+
+    synapse.hooks.append(edit_before_apply_reads)
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+
+    assert synapse.tasks[changed]["data"] == someone  # not overwritten
+    [failure] = result["failures"]
+    [event] = [e["data"] for e in synapse.logs if e["event"] == "annotate_task_data" and e["data"]["status"] == "failed"]
+    [said] = [e["data"]["content"] for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
+    assert failure == {"task_id": changed, "error": "changed in Synapse since this run exported it; not overwritten"}
+    assert event["task_info"]["task_id"] == changed and event["error"] == failure["error"], event
+    assert said == f"Task {changed} failed: {failure['error']}", said
+    assert result["totask"]["apply"]["conflict"] == 1 and result["success_count"] == 2, result

@@ -49,6 +49,7 @@ from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
 from .._synapse.apply import (
     APPLIED,
+    CHANGED,
     CONFLICT,
     FAILED,
     NOT_LABELED,
@@ -378,7 +379,7 @@ class ToTaskAction:
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
             # the SDK's failure is its error alone, the same string in ``failures``, the event and the
             # "Task N failed: ..." message: no status before it (``not-labeled: ``, ``conflict: ``)
-            error = r.detail or r.status
+            error = _under_run(r)
             events.add(r.line, r.task_id, None if ok else error, error)
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
                 failed_lines.append((r.line, {"task_id": r.task_id, "error": error}))
@@ -427,6 +428,18 @@ class ToTaskAction:
         reporter.progress("finalize", 1, 1)
         return action_result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
                             self._totask)
+
+
+#: a conflict under ``run``: apply's ``--force overwrites it`` named an option ``run`` has not, and
+#: the export was the run's own, moments before
+RUN_CHANGED = "changed in Synapse since this run exported it; not overwritten"
+
+
+def _under_run(r: TaskResult) -> str:
+    """A task's error as ``run`` says it: apply's own, but a conflict in ``run``'s words."""
+    if r.status == CONFLICT and r.detail == CHANGED:
+        return RUN_CHANGED
+    return r.detail or r.status
 
 
 def _undone(report: ApplyReport, failed_lines: list[tuple[float, dict[str, Any]]]) -> list[Any]:
