@@ -623,3 +623,36 @@ def test_only_a_refused_job_run_gives_back_a_killed_job_runs_lease(tmp_path, fou
         assert (record["pid"], record["command"], record["released"]) == (gone.pid, found, False), record
     else:
         assert (record["pid"], record["command"], record["released"]) == (os.getpid(), command, True), record
+
+
+def test_status_of_a_run_killed_in_its_apply_advises_running_it_again_not_resume(tmp_path):
+    """A to_task ``run`` killed in its apply leaves the job COMPLETED under the run's lease; a
+    ``resume`` refused over it gives that lease back (the killed run's). ``status`` said nothing of
+    the writes left undone (and ``resume`` of a COMPLETED job has nothing to do): it says what
+    finishes them, running the action again, in text and as ``apply-interrupted`` in JSON."""
+    from totask_manifest._jobs.holder import Holder
+
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    out = tmp_path / "out"
+    assert run_cli(*start_args(inp, out, "j", delay="0")).returncode == 0
+    job = out / "j"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = Holder.me("run")
+    killed.pid, killed.pid_start = gone.pid, ""
+    (job / ".lease" / "lease-000002.json").write_bytes(killed.to_json())  # after the annotate's own, released
+    given = inp.read_bytes()
+    inp.write_bytes(given + given.splitlines(keepends=True)[0])
+    refused = run_cli("resume", str(job))
+    assert refused.returncode == 1 and "changed since job 'j' read it" in refused.stderr, refused.stderr
+    inp.write_bytes(given)
+
+    said = run_cli("status", str(job)).stdout.splitlines()
+    assert said[1] == "status: COMPLETED", said
+    [line] = [s for s in said if s.startswith("interrupted: ")]
+    assert line == (f"interrupted: holder pid {gone.pid} on host {socket.gethostname()} is gone: the to_task run was "
+                    "stopped in its apply, after the job completed; run the same action again to finish its writes "
+                    "to Synapse (it sends only what is missing)"), said
+    assert not [s for s in said if "resume" in s], said
+    data = orjson.loads(run_cli("status", str(job), "--format", "json").stdout)
+    assert data["apply-interrupted"] == line.removeprefix("interrupted: ") and "interrupted" not in data

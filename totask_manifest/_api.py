@@ -51,6 +51,7 @@ from ._jobs.config import (
 from ._jobs.damaged_parts import missing_note, summarize_setting_aside
 from ._jobs.execute import execute
 from ._jobs.held_labels import nothing_to_label, raise_for_held
+from ._jobs.holder import Holder
 from ._jobs.input_identity import refuse_open_file
 from ._jobs.inputs import (
     InputSources,
@@ -401,12 +402,25 @@ def status(job_url: str) -> dict[str, Any]:
         else:
             data["holder"] = {"host": holder.host, "pid": holder.pid, "command": holder.command,
                               "heartbeat-age-s": round(time.time() - holder.heartbeat, 1)}
+    elif (killed := _killed_runs_apply(state.status, holder, gone)) is not None:
+        data["apply-interrupted"] = killed
     # a run killed before it recorded its end is shown INTERRUPTED (read only: resume records it so)
     done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
         if state.status == RUNNING else None
     data["runs"] = runs_as_seen(state.runs, holder, gone, done=done)
     data.update(status_notes(job, live="holder" in data))
     return data
+
+
+def _killed_runs_apply(status: str, holder: Holder | None, gone: str | None) -> str | None:
+    """What finishes a to_task ``run`` killed in its apply, or None: the job COMPLETED under the
+    run's lease (its annotate), so the lease still names the killed run (a refused ``resume`` gives
+    it back); without this, ``status`` said nothing of the writes left undone, and ``resume`` of a
+    COMPLETED job has nothing to do. Running the action again applies only what is missing."""
+    if status != COMPLETED or holder is None or holder.command != "run" or gone in (None, "released"):
+        return None
+    return (f"{gone}: the to_task run was stopped in its apply, after the job completed; run the same "
+            "action again to finish its writes to Synapse (it sends only what is missing)")
 
 
 def load_job(job_url: str) -> dict[str, Any]:

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
                      f"last heartbeat {h['heartbeat-age-s']:g} s ago")
+    if data.get("apply-interrupted"):
+        lines.append(f"interrupted: {data['apply-interrupted']}")
     lines += runs_lines(data.get("runs") or [])
     if data.get("damaged"):
         lines.append(f"damaged: {data['damaged']}")
