@@ -401,3 +401,40 @@ def test_ctrl_c_of_an_apply_whose_queue_is_full_ends(synapse, files, client, tmp
                                    waiting_for="the third window of tasks was never read", settle=0.2)
     assert code == 130, err
     assert "Task was destroyed" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_the_rollback_after_a_stop_says_the_stop_and_the_rollback_cut_short(synapse, job,
+                                                                                            signum) -> None:
+    """A Ctrl-C or SIGTERM while apply rolls back after a fatal stop (the project gone) said only
+    "interrupted: ... Run 'totask-manifest apply JOB' again ...": no line said why the apply had
+    stopped, nor that a rollback was under way and cut short. The summary now says the stop's
+    reason as it does without the signal, and that the rollback was interrupted, with the command
+    that finishes it; the exit code is the signal's. The rollback's first request is held by the
+    server, and the signal sent once it is there."""
+    ids = sorted(synapse.tasks)
+    synapse.add_fault(Fault(status=404, method="PUT", path=rf"^/tasks/{ids[3]}/annotate_task_data/"))
+    synapse.add_fault(Fault(status=404, method="GET", path=r"^/projects/\d+/$"))  # the project gone: a fatal stop
+    checked, rolling_back = [], []
+
+    def hold_the_rollback(server, rec) -> None:
+        # the check answered 404: the next request is the rollback's (one write at a time)
+        if re.match(r"^/projects/\d+/$", rec.path):
+            checked.append(rec)
+        elif checked and not rolling_back:
+            rolling_back.append(rec)
+            server.held = True
+
+    synapse.hooks.append(hold_the_rollback)
+    try:
+        code, out, err = _signal_when(["apply", str(job), "--concurrency", "1"], signum, lambda: bool(rolling_back),
+                                      waiting_for="the rollback never sent its first request")
+    finally:
+        synapse.held = False
+    assert code == 128 + signum and "Traceback" not in err, err
+    lines = out.splitlines()
+    assert lines[-2] == "3 applied, 0 unchanged, 0 conflicts (skipped), 1 failed, 0 not labeled", out
+    assert lines[-1].startswith("stopped: ") and "is gone (404)" in lines[-1], out
+    assert err.splitlines()[-1] == (
+        f"totask-manifest apply: interrupted: the rollback of this run's writes after the stop was interrupted; a "
+        f"restore in flight may still reach Synapse. Run 'totask-manifest rollback {job}' to finish undoing them"), err

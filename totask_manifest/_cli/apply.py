@@ -95,10 +95,16 @@ def _interrupted(args: argparse.Namespace, so_far: Any, reader_gone: bool, exc: 
     run. A write in flight may still land, which a second apply finds (and rollback undoes)."""
     from ._terminate import say_interrupted
 
+    so_far_text = so_far.summary()
+    if stopped := getattr(exc, "stopped", None):  # the stop's reason, as the summary says it without the signal
+        so_far_text += f"\nstopped: {stopped}"
     if args.dry_run:
         then = "nothing was written to Synapse (a dry run)"
+    elif getattr(exc, "rollback_cut", False):
+        then = (f"the rollback of this run's writes after the stop was interrupted; a restore in flight may still "
+                f"reach Synapse. Run 'totask-manifest rollback {args.job}' to finish undoing them")
     else:
         then = (f"the counts above are the tasks finished before the stop; a write in flight may still reach "
                 f"Synapse. Run 'totask-manifest apply {args.job}' again to apply the rest (tasks that hold their "
                 f"label are left alone), or 'totask-manifest rollback {args.job}' to undo the job's writes")
-    return say_interrupted("apply", so_far.summary(), then, exc, counts_to=sys.stderr if reader_gone else sys.stdout)
+    return say_interrupted("apply", so_far_text, then, exc, counts_to=sys.stderr if reader_gone else sys.stdout)

@@ -134,7 +134,11 @@ def apply_job(
                             concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
                             bulk=bulk_reads, keep_results=keep_results)
             run.native_schema, run.send_kept_empty = schema, send_kept_empty
-            report = client.run(run.run())
+            try:
+                report = client.run(run.run())
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where it is one
+                run.note_interrupt(exc)
+                raise
             _signals.done("the apply run ended")  # noted where the CLI asked: the lease given back, the counts said
             return report
     finally:
@@ -185,6 +189,8 @@ class _ApplyRun:
         #: the lines whose write is on its way (sent, not yet answered): a stop that comes to one of
         #: them is its failure; to any other task, it came before anything was sent (``_stopped``)
         self._writing: set[int] = set()
+        #: the rollback after a fatal stop is under way: a Ctrl-C now cuts it short (``note_interrupt``)
+        self.rolling_back = False
 
     def _emit(self, result: TaskResult) -> None:
         """Count ``result``, then hand it to ``on_result``. An exception of the callback is the
@@ -249,8 +255,17 @@ class _ApplyRun:
             return
         assert self.journal is not None
         log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
+        self.rolling_back = True
         self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
                                                     concurrency=self.concurrency, only_run=self.journal.run_id)
+        self.rolling_back = False
+
+    def note_interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Say on ``exc`` what the run was doing when the signal came (``stopped``: its fatal stop's
+        reason, or None; ``rollback_cut``: the rollback after it was under way): the caller has no
+        report then, and the CLI's summary said neither, advising to apply again after an outage."""
+        exc.stopped = self.breaker.fatal  # type: ignore[attr-defined]
+        exc.rollback_cut = self.rolling_back  # type: ignore[attr-defined]
 
     async def _pipeline(self) -> None:
         """Read the manifest a window at a time, load the window's current data, and keep
