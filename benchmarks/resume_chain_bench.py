@@ -44,6 +44,7 @@ from validate_bench import DATA, NAMES, generate
 
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest._errors import JobExistsError
 from totask_manifest._jobs.checkpoint import encode_part, read_part
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
@@ -159,7 +160,11 @@ def bench_resume(path: Path, repeat: int) -> None:
     config = JobConfig(job_name=f"resume-{path.stem}", input=str(path), output_root=str(DATA),
                        label_attribute="cls", task_type="image-classification", method=METHOD, checkpoint_every=500)
     # the same command again carries on (or reports) an existing job: an interrupted setup resumes
-    setup, result = timed(lambda: api.annotate(config))
+    try:
+        setup, result = timed(lambda: api.annotate(config))
+    except JobExistsError:  # kept by a run from another checkout (its input's path differs): made again
+        shutil.rmtree(DATA / config.job_name)
+        setup, result = timed(lambda: api.annotate(config))
     if Job.open(result.job_url).state.status != "COMPLETED":
         raise SystemExit(f"setup job {result.job_url} is {result.status}")
     print(f"setup: the job labeling all {result.metrics['total']:,} lines ready in {setup:.1f} s ({load()})")
