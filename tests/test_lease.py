@@ -625,11 +625,9 @@ def test_only_a_refused_job_run_gives_back_a_killed_job_runs_lease(tmp_path, fou
         assert (record["pid"], record["command"], record["released"]) == (os.getpid(), command, True), record
 
 
-def test_status_of_a_run_killed_in_its_apply_advises_running_it_again_not_resume(tmp_path):
-    """A to_task ``run`` killed in its apply leaves the job COMPLETED under the run's lease; a
-    ``resume`` refused over it gives that lease back (the killed run's). ``status`` said nothing of
-    the writes left undone (and ``resume`` of a COMPLETED job has nothing to do): it says what
-    finishes them, running the action again, in text and as ``apply-interrupted`` in JSON."""
+def _completed_job_killed_holding_it(tmp_path, command):
+    """(input, job folder, the gone process) of a COMPLETED job whose lease names ``command`` run by
+    a process that is gone, unreleased: what ``kill -9`` of that command after the job completed leaves."""
     from totask_manifest._jobs.holder import Holder
 
     inp = write_manifest(tmp_path / "in.manifest", 20)
@@ -638,9 +636,18 @@ def test_status_of_a_run_killed_in_its_apply_advises_running_it_again_not_resume
     job = out / "j"
     gone = subprocess.Popen(["true"])
     gone.wait()
-    killed = Holder.me("run")
+    killed = Holder.me(command)
     killed.pid, killed.pid_start = gone.pid, ""
     (job / ".lease" / "lease-000002.json").write_bytes(killed.to_json())  # after the annotate's own, released
+    return inp, job, gone
+
+
+def test_status_of_a_run_killed_in_its_apply_advises_running_it_again_not_resume(tmp_path):
+    """A to_task ``run`` killed in its apply leaves the job COMPLETED under the run's lease; a
+    ``resume`` refused over it gives that lease back (the killed run's). ``status`` said nothing of
+    the writes left undone (and ``resume`` of a COMPLETED job has nothing to do): it says what
+    finishes them, running the action again, in text and as ``apply-interrupted`` in JSON."""
+    inp, job, gone = _completed_job_killed_holding_it(tmp_path, "run")
     given = inp.read_bytes()
     inp.write_bytes(given + given.splitlines(keepends=True)[0])
     refused = run_cli("resume", str(job))
@@ -656,3 +663,29 @@ def test_status_of_a_run_killed_in_its_apply_advises_running_it_again_not_resume
     assert not [s for s in said if "resume" in s], said
     data = orjson.loads(run_cli("status", str(job), "--format", "json").stdout)
     assert data["apply-interrupted"] == line.removeprefix("interrupted: ") and "interrupted" not in data
+
+
+@pytest.mark.parametrize(("command", "key", "advice"), [
+    ("apply", "apply-interrupted",
+     "its apply was stopped before its end, and a write in flight may still reach Synapse; run 'totask-manifest "
+     "apply {job}' again to apply the rest (it sends only what is missing: tasks that hold their label are left "
+     "alone), or 'totask-manifest rollback {job}' to undo the job's writes"),
+    ("rollback", "rollback-interrupted",
+     "its rollback was stopped before its end, and a restore in flight may still reach Synapse; run "
+     "'totask-manifest rollback {job}' again to finish (tasks already restored are left alone)"),
+])
+def test_status_of_a_killed_apply_or_rollback_says_what_finishes_it(tmp_path, command, key, advice):
+    """A plain ``apply`` or ``rollback`` killed (``kill -9``) after the job COMPLETED leaves its lease
+    unreleased, naming it; ``job.json`` tells nothing of it (neither writes it). ``status`` said
+    nothing at all: it says the command was stopped and what finishes it, in text and JSON."""
+    _, job, gone = _completed_job_killed_holding_it(tmp_path, command)
+
+    said = run_cli("status", str(job)).stdout.splitlines()
+    assert said[1] == "status: COMPLETED", said
+    [line] = [s for s in said if s.startswith("interrupted: ")]
+    assert line == (f"interrupted: holder pid {gone.pid} on host {socket.gethostname()} is gone: "
+                    + advice.format(job=job)), said
+    assert not [s for s in said if "resume" in s], said
+    data = orjson.loads(run_cli("status", str(job), "--format", "json").stdout)
+    assert data[key] == line.removeprefix("interrupted: ") and "interrupted" not in data
+    assert {"apply-interrupted", "rollback-interrupted"} & data.keys() == {key}

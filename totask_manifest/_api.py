@@ -402,8 +402,8 @@ def status(job_url: str) -> dict[str, Any]:
         else:
             data["holder"] = {"host": holder.host, "pid": holder.pid, "command": holder.command,
                               "heartbeat-age-s": round(time.time() - holder.heartbeat, 1)}
-    elif (killed := _killed_runs_apply(state.status, holder, gone)) is not None:
-        data["apply-interrupted"] = killed
+    elif (killed := _killed_writer(state.status, holder, gone, job.url)) is not None:
+        data[killed[0]] = killed[1]
     # a run killed before it recorded its end is shown INTERRUPTED (read only: resume records it so)
     done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
         if state.status == RUNNING else None
@@ -412,15 +412,30 @@ def status(job_url: str) -> dict[str, Any]:
     return data
 
 
-def _killed_runs_apply(status: str, holder: Holder | None, gone: str | None) -> str | None:
-    """What finishes a to_task ``run`` killed in its apply, or None: the job COMPLETED under the
-    run's lease (its annotate), so the lease still names the killed run (a refused ``resume`` gives
-    it back); without this, ``status`` said nothing of the writes left undone, and ``resume`` of a
-    COMPLETED job has nothing to do. Running the action again applies only what is missing."""
-    if status != COMPLETED or holder is None or holder.command != "run" or gone in (None, "released"):
+def _killed_writer(status: str, holder: Holder | None, gone: str | None, job_url: str) -> tuple[str, str] | None:
+    """(``status``'s key, what finishes them) for the Synapse writes of a ``run``, ``apply`` or
+    ``rollback`` killed (``kill -9``) after the job COMPLETED, or None. None of them writes
+    ``job.json``, so the lease alone still names the killed command (a refused ``resume`` gives a
+    killed run's back); without this, ``status`` said nothing of the writes left undone (a killed
+    apply or rollback not at all), and ``resume`` of a COMPLETED job has nothing to do. Each runs
+    again where it stopped: apply sends only what is missing, rollback restores only what is not yet."""
+    if status != COMPLETED or holder is None or gone in (None, "released"):
         return None
-    return (f"{gone}: the to_task run was stopped in its apply, after the job completed; run the same "
-            "action again to finish its writes to Synapse (it sends only what is missing)")
+    job = redact_secret_url(job_url)
+    if holder.command == "run":
+        return "apply-interrupted", (
+            f"{gone}: the to_task run was stopped in its apply, after the job completed; run the same action "
+            "again to finish its writes to Synapse (it sends only what is missing)")
+    if holder.command == "apply":
+        return "apply-interrupted", (
+            f"{gone}: its apply was stopped before its end, and a write in flight may still reach Synapse; run "
+            f"'totask-manifest apply {job}' again to apply the rest (it sends only what is missing: tasks that hold "
+            f"their label are left alone), or 'totask-manifest rollback {job}' to undo the job's writes")
+    if holder.command == "rollback":
+        return "rollback-interrupted", (
+            f"{gone}: its rollback was stopped before its end, and a restore in flight may still reach Synapse; "
+            f"run 'totask-manifest rollback {job}' again to finish (tasks already restored are left alone)")
+    return None
 
 
 def load_job(job_url: str) -> dict[str, Any]:

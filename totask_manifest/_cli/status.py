@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
                      f"last heartbeat {h['heartbeat-age-s']:g} s ago")
-    if data.get("apply-interrupted"):
-        lines.append(f"interrupted: {data['apply-interrupted']}")
+    lines += [f"interrupted: {data[key]}" for key in ("apply-interrupted", "rollback-interrupted") if data.get(key)]
     lines += runs_lines(data.get("runs") or [])
     if data.get("damaged"):
         lines.append(f"damaged: {data['damaged']}")
