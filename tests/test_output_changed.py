@@ -118,11 +118,17 @@ def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path:
     for command in (args, ["resume", str(tmp_path / "out" / "same")]):
         r = run_cli(*command)
         assert r.returncode == 1 and one_line_error(r.stderr).endswith(said), r.stderr
-    # status said "COMPLETED" and nothing of it; it says the same way forward now
+    # status said "COMPLETED" and nothing of it; then "put back the version the job read and resume it",
+    # though resume has nothing to do for a COMPLETED job: it says what the change means for it
+    shown = (f"the input manifest {manifest} changed since job 'same' read it (checksum differs): the job's lines "
+             "are of the version it read; the job is COMPLETED, so nothing is left to resume: its output manifest "
+             "keeps the labels of that version (chain and apply read it, not the input); to label the input as it "
+             "is now, start a new job from it (another --job-name, or clone this one)")
     status = run_cli("status", str(tmp_path / "out" / "same"))
-    assert status.returncode == 0 and f"changed: {said}" in status.stdout.splitlines(), status.stdout
+    assert status.returncode == 0 and f"changed: {shown}" in status.stdout.splitlines(), status.stdout
+    assert "resume it" not in status.stdout, status.stdout
     as_json = json.loads(run_cli("status", str(tmp_path / "out" / "same"), "--format", "json").stdout)
-    assert as_json["status"] == "COMPLETED" and as_json["input-changed"] == said
+    assert as_json["status"] == "COMPLETED" and as_json["input-changed"] == shown
     manifest.write_bytes(text)  # the version it read, written again (a new modification time): nothing to do
     assert run_cli("resume", str(tmp_path / "out" / "same")).returncode == 0
     assert "changed" not in run_cli("status", str(tmp_path / "out" / "same")).stdout

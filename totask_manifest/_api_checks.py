@@ -374,6 +374,22 @@ def input_changed_text(state: JobState, *, while_running: bool = False) -> str:
     """What ``resume``, the same ``annotate`` again, ``chain`` and ``status`` say of a job whose
     input changed (since it read it, or ``while_running``): one way forward, the same in each."""
     when = "while the job ran" if while_running else f"since job {state.config.job_name!r} read it"
+    return f"{_input_changed(state, when)}; {START_ANEW}"
+
+
+def completed_input_changed_text(state: JobState) -> str:
+    """What ``status`` says of a COMPLETED job whose input changed since it read it: resume has
+    nothing to do for it (``input_changed_text``'s "put back the version the job read and resume
+    it" led nowhere), and its output manifest, which chain and apply read, keeps the labels of the
+    version it read; a job labels the input as it is now, a clone of this one included."""
+    return (f"{_input_changed(state, f'since job {state.config.job_name!r} read it')}; the job is COMPLETED, "
+            "so nothing is left to resume: its output manifest keeps the labels of that version (chain and apply "
+            "read it, not the input); to label the input as it is now, start a new job from it (another "
+            "--job-name, or clone this one)")
+
+
+def _input_changed(state: JobState, when: str) -> str:
+    """The first words of every text saying a job's input changed ``when``."""
     return (f"the input manifest {redact_url(state.effective_input)} changed {when} (checksum differs): the job's "
-            f"lines are of the version it read; {START_ANEW}")
+            "lines are of the version it read")
 

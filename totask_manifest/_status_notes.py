@@ -4,7 +4,7 @@ input, output; ``_option_files``: the files options name), above both."""
 
 from __future__ import annotations
 
-from ._api_checks import input_changed, input_changed_text
+from ._api_checks import completed_input_changed_text, input_changed, input_changed_text
 from ._errors import TotaskError
 from ._jobs.input_identity import stands_for_open_file
 from ._jobs.inputs import InputMissing, refuse_missing_input
@@ -38,7 +38,8 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
         except TotaskError as exc:  # the store could not say (access denied, a 5xx): not "missing"
             notes["input-unreadable"] = str(exc)
     if "input-missing" not in notes and "input-unreadable" not in notes and input_changed(state):  # COMPLETED, or killed: resume would refuse it
-        notes["input-changed"] = input_changed_text(state)
+        notes["input-changed"] = (completed_input_changed_text(state) if state.status == COMPLETED
+                                  else input_changed_text(state))
     try:  # a plugin not installed here, a store that refuses: status reads, it does not judge
         files = changed_files_text(state)
     except TotaskError:
