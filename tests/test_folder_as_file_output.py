@@ -59,3 +59,29 @@ def test_a_link_to_a_folder_is_called_a_link_to_a_folder(tmp_path, command) -> N
             "convert": ("convert", str(manifest), str(link), "--to", "coco", "--label-attribute", "c")}[command]
     _refused(run_cli(*argv), link, "a link to a folder")
     assert link.is_symlink() and list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["yolo", "yolo-deeper", "coco", "labeled", "report"])
+def test_an_output_below_a_regular_file_is_refused_before_the_work(tmp_path, command) -> None:
+    """A regular file where a folder above the output must be (``afile/ds --to yolo``): the YOLO
+    export was refused only when it made its folder, after the whole manifest was read, and
+    ``report`` after its page was made. Each is refused up front, in the write's words, exit 2: the
+    manifest's broken last line is never reached."""
+    from tests.jobs_helpers import quick_start_job
+
+    labeled = quick_start_job(tmp_path / "jobs", "q", "convert")
+    broken = tmp_path / "broken.manifest"
+    broken.write_bytes(labeled.read_bytes() + b"not json\n")
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"the user's own file\n")
+    out = {"yolo": afile / "ds", "yolo-deeper": afile / "sub" / "ds", "coco": afile / "x.json",
+           "labeled": afile / "out.jsonl", "report": afile / "r.html"}[command]
+    argv = {"yolo": ("convert", str(broken), str(out), "--to", "yolo"),
+            "yolo-deeper": ("convert", str(broken), str(out), "--to", "yolo"),
+            "coco": ("convert", str(broken), str(out), "--to", "coco"),
+            "labeled": ("labeled", str(broken), "--label-attribute", "boxes", "-o", str(out)),
+            "report": ("report", str(tmp_path / "jobs" / "q"), "-o", str(out))}[command]
+    done = run_cli(*argv)
+    assert (done.returncode, done.stdout) == (2, ""), (done.returncode, done.stderr)
+    assert done.stderr.strip() == f"totask-manifest {argv[0]}: error: cannot write {out}: {afile} is a file, not a folder"
+    assert afile.read_bytes() == b"the user's own file\n"

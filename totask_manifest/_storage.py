@@ -227,6 +227,29 @@ def refuse_file_output(url: str) -> None:
     refuse_folder_name(url)
     refuse_folder(url)
     refuse_special_file(url)
+    refuse_file_above(url)
+
+
+def refuse_file_above(url: str) -> None:
+    """Refuse a local output (a file, or a YOLO export's folder) whose path goes through a regular
+    file or a link to nothing (``-o afile/out.jsonl``, ``afile/ds --to yolo``): no folder can be
+    made there. A YOLO export failed only when it made its folder, after the whole manifest was
+    read, and ``report`` after its page was made; said in the words the write says it in
+    (``not_a_folder``). One ``stat`` where the folder is there: every atomic write makes it."""
+    local = _local_path(url)
+    if local is None:
+        return
+    directory = os.path.dirname(os.path.abspath(local))
+    try:
+        if stat.S_ISDIR(os.stat(directory).st_mode):
+            return
+    except (OSError, ValueError):  # not there (made by the write), or a NUL in the name (the write says so)
+        pass
+    nearest = directory
+    while not os.path.lexists(nearest) and os.path.dirname(nearest) != nearest:
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise StorageError(f"cannot write {redact_url(url)}: {not_a_folder(directory)}")
 
 
 def refuse_folder(url: str) -> None:
@@ -259,6 +282,7 @@ def refuse_folder_output(url: str) -> None:
     if what is not None:
         raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a folder, and the export writes a "
                            "folder of files there; give a folder's path")
+    refuse_file_above(url)
     refuse_device_folder(url, local)
     _refuse_system_folder(url, local)
 
