@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from .._errors import ManifestError, UsageError
 from .._formats.class_names import (
     class_name_problem,
+    first_line_problem,
+    first_name_problem,
     is_yaml_names,
     line_problem,
-    name_lines,
     names_text,
     parse_class_names,
     read_names_bytes,
@@ -78,18 +79,13 @@ def _folder_names(text: str, url: str, file: str) -> list[str]:
     no class name: the reader refuses it in its own words, or drops it with the blank lines that end
     the file (a ``#`` comment holding a control character was refused as a class name)."""
     yaml_doc = is_yaml_names(url)
-    body = text.removeprefix("\ufeff")
-    if not yaml_doc and not body.strip().startswith("["):
-        for n, name in enumerate(name_lines(body), start=1):
-            if not name or name.startswith("#"):
-                break
-            if (problem := line_problem(name)) is not None:
-                raise ManifestError(f"{file} line {n}: class name {name!r} {problem}; nothing was written",
-                                    rule=RULE)
+    if (found := first_line_problem(text, yaml_doc)) is not None:
+        raise ManifestError(f"{file} line {found[0]}: class name {found[1]!r} {found[2]}; nothing was written",
+                            rule=RULE)
     names = parse_class_names(text, file, yaml_doc=yaml_doc)
-    for i, name in enumerate(names):
-        if (problem := line_problem(name)) is not None:
-            raise ManifestError(f"{file}: class id {i} name {name!r} {problem}; nothing was written", rule=RULE)
+    if (found := first_name_problem(names)) is not None:
+        raise ManifestError(f"{file}: class id {found[0]} name {found[1]!r} {found[2]}; nothing was written",
+                            rule=RULE)
     return names
 
 

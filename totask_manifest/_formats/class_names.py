@@ -8,7 +8,9 @@ make a name ambiguous is refused, not skipped.
   line breaks dropped (``STRIPPED``), UTF-8 with or without a BOM; blank lines at the end are ignored, a blank line anywhere
   else is an error (the names after it would get the wrong ids), and so is a line starting with
   ``#`` (comments were once skipped in a model's extra file, which shifted the ids after them) and
-  a name holding a line break (``line_break``: a U+000B or U+2028 once split it in two);
+  a name holding a line break (``line_break``: a U+000B or U+2028 once split it in two); a
+  ``--class-names`` file (``read_class_names``) also refuses any control character, as YOLO's own
+  names file does (``line_problem``);
 * a JSON list of strings (text starting with ``[``);
 * YAML with ``names`` (a list, or a mapping from the ids ``0..n-1``), for ``.yaml``/``.yml`` files;
 * in every form: at least one name, no empty name and no name twice.
@@ -153,9 +155,44 @@ def check_class_names(names: list[str], source: str) -> list[str]:
 
 
 def read_class_names(url: str, option: str | None = "--class-names") -> list[str]:
-    """``parse_class_names`` of a file (any storage URL); messages start with ``option`` when given."""
+    """``parse_class_names`` of a file (any storage URL); messages start with ``option`` when given.
+    A name holding a control character (``line_problem``: a tab, NUL, ESC...) is refused as YOLO's
+    own names file refuses it: only a line break was, so a ``0<TAB>car`` pasted from a table, or a
+    NUL, became a class name that the YOLO export then refused, after the job had labeled with it."""
     prefix = f"{option}: " if option else ""
-    return parse_class_names(read_names_text(url, prefix), f"{prefix}{url}", yaml_doc=is_yaml_names(url))
+    source, yaml_doc = f"{prefix}{url}", is_yaml_names(url)
+    text = read_names_text(url, prefix)
+    if (found := first_line_problem(text, yaml_doc)) is not None:
+        raise UsageError(f"{source} line {found[0]}: class name {found[1]!r} {found[2]}")
+    names = parse_class_names(text, source, yaml_doc=yaml_doc)
+    if (found := first_name_problem(names)) is not None:
+        raise UsageError(f"{source}: class id {found[0]} name {found[1]!r} {found[2]}")
+    return names
+
+
+def first_line_problem(text: str, yaml_doc: bool) -> tuple[int, str, str] | None:
+    """(line number, name, ``line_problem``) of the first line of a names ``text`` in lines whose
+    name cannot be a line of a names file, or None (YAML and a JSON list have no name lines:
+    ``first_name_problem``). Only the lines that become class names, each as the reader takes it
+    (``name_lines``: stripped, so ``cat<U+000B>`` is ``cat``); the first blank or ``#`` line ends the
+    check, for it is no class name: the reader refuses it in its own words, or drops it with the
+    blank lines that end the file."""
+    body = text.removeprefix("\ufeff")
+    if yaml_doc or body.strip().startswith("["):
+        return None
+    for n, name in enumerate(name_lines(body), start=1):
+        if not name or name.startswith("#"):
+            break
+        if (problem := line_problem(name)) is not None:
+            return n, name, problem
+    return None
+
+
+def first_name_problem(names: list[str]) -> tuple[int, str, str] | None:
+    """(class id, name, ``line_problem``) of the first of ``names`` that cannot be a line of a
+    names file, or None: what a YAML or JSON names file is refused for, where a name is no line."""
+    return next(((i, name, problem) for i, name in enumerate(names)
+                 if (problem := line_problem(name)) is not None), None)
 
 
 def is_yaml_names(url: str) -> bool:
