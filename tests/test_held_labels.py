@@ -18,7 +18,7 @@ from totask_manifest._cli import main
 from totask_manifest._jobs.scan_ranges import InputScan, add_range, scan_range
 from totask_manifest._manifest.ranges import plan_ranges
 
-from .jobs_helpers import run_cli, toy_job_args
+from .jobs_helpers import output_of, run_cli, toy_job_args
 
 BOXES = {"image_size": [{"width": 8, "height": 8, "depth": 3}], "annotations": []}
 BOXES_META = {"objects": [], "class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "no",
@@ -177,3 +177,49 @@ def test_an_empty_metadata_object_is_replaced_not_refused(tmp_path) -> None:
     rows = [{"source-ref": f"s3://b/{i}.jpg", "cls-metadata": {}} for i in range(5)]
     r = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
     assert r.returncode == 0, r.stderr
+
+
+def _one_line_refusal(done) -> str:
+    """The one line of a CLI process refused as a usage mistake (exit 2, no traceback)."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_a_chain_with_nothing_to_label_is_refused_as_it_would_record_the_attribute_as_its_own(tmp_path) -> None:
+    """Every line holds the attribute (boxes, or an ordinary key): the chained classifier would
+    label no line, its output byte-identical, but its job.json would record the attribute as
+    image-classification labels, which ``validate --task-type`` refuses in that output (``apply``
+    converts it so): still refused, exit 2, now saying it labels no line, where it said "to label
+    the lines still unlabeled" of none."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "boxes": BOXES, "boxes-metadata": BOXES_META, "note": "x"}
+            for i in range(3)]
+    assert run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out", job="first")).returncode == 0
+    for attribute, held in (("boxes", "label attribute 'boxes' holds object-detection labels (3 such lines in all)"),
+                            ("note", "'note' is not a label there")):
+        line = _one_line_refusal(run_cli("chain", str(tmp_path / "out" / "first"), "--job-name", "second",
+                                          "--label-attribute", attribute))
+        assert f"first/manifests/output/output.manifest line 1: {held}" in line, line
+        assert (f"the job would label no line, yet record {attribute!r} as image-classification labels in its "
+                "job.json") in line, line
+        assert "still unlabeled" not in line and "--label-attribute" in line, line
+        assert not (tmp_path / "out" / "second").exists()
+        checked = run_cli("validate", str(output_of(tmp_path / "out", "first")), "--label-attribute", attribute,
+                          "--task-type", "image-classification")
+        assert checked.returncode == 1, checked.stdout  # the output the job would claim does not validate
+
+
+def test_with_append_a_refusal_for_another_types_labels_counts_the_combined_inputs_lines_to_label(tmp_path) -> None:
+    """The input holds boxes on every line; an ``--append`` manifest brings one line to label: the
+    job would write its classes beside the boxes, refused saying so (1 line), the held value
+    weighed once every manifest is read, as a class-map clash is."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "boxes": BOXES, "boxes-metadata": BOXES_META} for i in range(3)]
+    assert run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out", job="first")).returncode == 0
+    new = _write(tmp_path / "new.manifest", [{"source-ref": "s3://b/new.jpg"}])
+    line = _one_line_refusal(run_cli("chain", str(tmp_path / "out" / "first"), "--job-name", "second",
+                                     "--label-attribute", "boxes", "--append", str(new)))
+    assert "input manifest" in line and "line 1: label attribute 'boxes' holds object-detection labels" in line, line
+    assert "the job would label 1 line under 'boxes' beside them" in line, line
+    assert "--task-type object-detection to label the lines still unlabeled" in line, line
+    assert not (tmp_path / "out" / "second").exists()

@@ -28,7 +28,7 @@ from .._manifest.io import to_line
 from .._manifest.long_lines import TooLong, message
 from .._manifest.ranges import iter_line_batches
 from .._storage import AtomicWriter, is_local, open_read, redact_secret_url, redact_url, url_to_fs
-from .held_labels import HeldLabels, JobClasses, raise_for_clash, raise_for_held
+from .held_labels import HeldLabels, JobClasses, raise_for_held
 from .scan_ranges import (
     RUN_LINES,
     InputScan,
@@ -178,15 +178,14 @@ def _combine_into(combiner: _Combiner, urls: list[str], shown: list[str], result
         add_range(scan, part)  # takes the part's arrays
         scan.selected = len(scan.selection.indices)
         raise_for_problems(shown[k], scan, _role(k))
-        raise_for_held(shown[k], part.held, combiner.attribute, _role(k))
         scans.append(scan)
         held.append(part.held)
     result.given_sha256 = [scan.sha256 for scan in scans]
     whole = combiner.scan
     whole.lines = whole.selection.lines = combiner.index
     whole.selected = len(whole.selection.indices)
-    for k, part_held in enumerate(held):  # the job labels the combined input: a clash in any manifest is written beside
-        raise_for_clash(shown[k], part_held, combiner.attribute, whole.selected, _role(k))
+    for k, part_held in enumerate(held):  # the job labels the combined input: what any manifest holds is written beside
+        raise_for_held(shown[k], part_held, combiner.attribute, _role(k), labels=whole.selected)
     whole.sha256 = whole.selection.sha256 = combiner.sha.hexdigest()
     if not combiner.data:  # nothing but blank lines: refused (the check reads them again)
         raise_for_no_data(urls[0], scans[0], appended=list(zip(urls[1:], scans[1:], strict=True)))

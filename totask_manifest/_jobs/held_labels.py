@@ -20,7 +20,11 @@ Truth's own point cloud tracking sample declares detection on a ``-ref`` attribu
 tracking job onto it was refused as "holds point_cloud_object_detection labels".
 
 Both are the options' mistake, not the data's (exit 2, as ``chain``'s refusal): the way forward
-is another ``--label-attribute`` (docs/jobs.md, "What the label attribute may already hold").
+is another ``--label-attribute`` (docs/architecture.md, "What the label attribute may already hold").
+A job with no line to label is refused too, though it writes nothing under the attribute: its
+job.json records the attribute as its task type's (``apply`` converts each value so, ``chain``
+takes it so), an output ``validate --task-type`` refuses; the refusal says how many lines the job
+would label, none included, where it offered "the lines still unlabeled" of none.
 The scan notes them as it reads (``scan_ranges``: its workers' ranges, then the whole file).
 
 A label of the job's own type is passed over, but where the job's class names are known before it
@@ -203,23 +207,23 @@ def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
     return fits(held_kind(record.get(metadata_key(attribute)), attribute, record[attribute]), task_type)
 
 
-def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest", *,
-                   labels: int | None = None) -> None:
+def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest", *, labels: int) -> None:
     """Refuse a job whose label attribute holds, on some line, what it must not pass over (see
     the module's docstring): one line naming the manifest, the first such line, the attribute,
-    what it holds, the job's task type and the way forward. ``labels``: how many lines the job
-    labels, for the class names' clash (``raise_for_clash``); None: that is left to the caller,
-    which knows the count only later (``--append``: the combined input's)."""
+    what it holds, the job's task type, how many lines the job would label (``labels``: with
+    ``--append``, the combined input's) and the way forward. A job labeling no line is refused
+    too: it writes nothing, but records the attribute as its task type's labels (job.json, which
+    ``apply`` and ``chain`` read), which an output ``validate --task-type`` refuses."""
     if held.task_type is None:
         return
     if not held.counts:
-        if labels is not None:
-            raise_for_clash(url, held, attribute, labels, what)
+        raise_for_clash(url, held, attribute, labels, what)
         return
     kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
     line, count = held.first[kind], held.counts[kind]
     where = f"{what} {redact_url(url)} line {line}"
     also = f" ({count} such lines in all)" if count > 1 else ""  # "(50 lines do)" read as 50 holding the metadata
+    would = _would_label(labels, attribute, held.task_type)
     if kind == NOT_LABEL_METADATA:
         meta = metadata_key(attribute)
         raise UsageError(
@@ -230,18 +234,29 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
         meta = metadata_key(attribute)
         raise UsageError(
             f"{where}: {attribute!r} is not a label there: it has no {meta!r} declaring a Ground Truth task type{also}; "
-            f"a job passes over every line holding its label attribute, so those lines would never be labeled: "
-            f"give --label-attribute a name the lines do not hold as an ordinary key")
+            f"a job passes over every line holding its label attribute, so those lines would never be labeled, and "
+            f"{would}: give --label-attribute a name the lines do not hold as an ordinary key")
     if kind.startswith(UNKNOWN_TYPE):
         meta = metadata_key(attribute)
         raise UsageError(
             f"{where}: {meta!r} declares {kind[len(UNKNOWN_TYPE):]!r}, a Ground Truth task type this tool does not "
             f"know{also}; a job passes over every line holding its label attribute, so those lines would never be "
-            "labeled: give --label-attribute a new name for this job's labels")
+            f"labeled, and {would}: give --label-attribute a new name for this job's labels")
+    other = (f"or --task-type {kind} to label the lines still unlabeled" if labels else
+             f"or --task-type {kind}, with which it has nothing to label")
     raise UsageError(
         f"{where}: label attribute {attribute!r} holds {kind} labels{also} and this job labels {held.task_type}; "
-        f"one attribute holds one task type's labels (as in Ground Truth): give --label-attribute a new name for the "
-        f"{held.task_type} labels, or --task-type {kind} to label the lines still unlabeled")
+        f"one attribute holds one task type's labels (as in Ground Truth), and {would}: give --label-attribute a new "
+        f"name for the {held.task_type} labels, {other}")
+
+
+def _would_label(labels: int, attribute: str, task_type: str) -> str:
+    """What a job refused for the values it passes over under ``attribute`` would do with it, as its
+    refusal says it: label ``labels`` lines beside them, or none, yet record ``attribute`` as its own."""
+    if labels:
+        return f"the job would label {counted(labels, 'line')} under {attribute!r} beside them"
+    return (f"the job would label no line, yet record {attribute!r} as {task_type} labels in its job.json (read by "
+            f"apply and chain), which validate --task-type {task_type} refuses in its output")
 
 
 def raise_for_clash(url: str, held: HeldLabels, attribute: str, labels: int, what: str = "input manifest") -> None:
