@@ -466,6 +466,21 @@ def make():
 """
 
 
+def _annotate_inference(tmp_path: Path, manifest: Path, job: str, task_type: str, model: str) -> subprocess.CompletedProcess:
+    """``annotate`` of ``manifest`` (attribute ``b``) with ``--method inference --model model``, into ``tmp_path/out``."""
+    return run_cli("annotate", str(manifest), "--job-name", job, "--label-attribute", "b", "--task-type", task_type,
+                   "--method", "inference", "--model", model, "--allow-root", str(tmp_path),
+                   "--output", str(tmp_path / "out"))
+
+
+def _refused_before_the_job(tmp_path: Path, manifest: Path, job: str, task_type: str, model: str) -> list[str]:
+    """The lines ``_annotate_inference`` prints, refused (exit 2) before any job folder exists."""
+    r = _annotate_inference(tmp_path, manifest, job, task_type, model)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
+    return r.stderr.strip().splitlines()
+
+
 @pytest.mark.slow
 def test_a_python_detector_given_as_a_classifier_is_refused_before_the_job_exists(tmp_path: Path) -> None:
     """The same mistake with a TorchScript model is refused by its forward's signature; a Python
@@ -474,18 +489,11 @@ def test_a_python_detector_given_as_a_classifier_is_refused_before_the_job_exist
     manifest = images(tmp_path, 2)
     (tmp_path / "det.py").write_text(PY_DETECTOR)
     model = f"{tmp_path / 'det.py'}:make"
-    r = run_cli("annotate", str(manifest), "--job-name", "x4", "--label-attribute", "b",
-                "--task-type", "image-classification", "--method", "inference", "--model", model,
-                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert r.stderr.strip().splitlines() == [
+    assert _refused_before_the_job(tmp_path, manifest, "x4", "image-classification", model) == [
         f"totask-manifest annotate: error: --model {model}: run once as a classifier on a blank image, its output "
         "does not fit: expected a tensor (or a dict with 'out'/'logits'); got list (docs/inference.md, The model "
         "protocol); is --task-type the model's?"]
-    assert not (tmp_path / "out").exists()
-    fits = run_cli("annotate", str(manifest), "--job-name", "x4", "--label-attribute", "b",
-                   "--task-type", "object-detection", "--method", "inference", "--model", model,
-                   "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    fits = _annotate_inference(tmp_path, manifest, "x4", "object-detection", model)
     assert fits.returncode == 0, fits.stdout + fits.stderr
 
 
@@ -523,6 +531,50 @@ def test_a_python_classifier_given_as_a_detector_is_refused_before_the_job_exist
     assert not (tmp_path / "out").exists()
     fits = run_cli("annotate", str(manifest), "--job-name", "x5", "--task-type", "image-classification", *common)
     assert fits.returncode == 0, fits.stdout + fits.stderr
+
+
+
+class ScriptedStacks(torch.nn.Module):
+    """A TorchScript classifier whose ``forward`` takes a detector's list of images (its signature
+    passes as a detector's) but returns a tensor of scores; ``calls`` counts its forwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names = ["a", "b"]
+        self.calls = 0
+
+    def forward(self, images: List[torch.Tensor]) -> torch.Tensor:  # noqa: UP006
+        self.calls += 1
+        return torch.stack(images).mean(dim=(2, 3))[:, :2]
+
+
+class ScriptedRaises(torch.nn.Module):
+    """A TorchScript detector by its signature whose own code fails on any image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        self.calls += 1
+        if len(images) > 0:
+            raise RuntimeError("boom")
+        return []
+
+
+@pytest.mark.slow
+def test_a_torchscript_classifier_taking_a_list_given_as_a_detector_is_refused_before_the_job_exists(
+        tmp_path: Path) -> None:
+    """Its signature looks like a detector's, so ``check_signature`` passed it, and the form check
+    of the blank-image forward was for Python models only: the job started and every line failed
+    (``a detector must return a list of 2 dicts ...; got Tensor``), its folder left FAILED. It is
+    run once on a blank image before the job, as a Python model is."""
+    manifest = images(tmp_path, 2)
+    model = save_scripted(ScriptedStacks(), tmp_path / "stacks.pt")
+    assert _refused_before_the_job(tmp_path, manifest, "x6", "object-detection", str(model)) == [
+        f"totask-manifest annotate: error: --model {model}: run once as a detector on a blank image, its output "
+        "does not fit: a detector must return a list of 1 dicts (one per image); got Tensor (docs/inference.md, "
+        "The model protocol); is --task-type the model's?"]
 
 
 @pytest.mark.slow
@@ -621,3 +673,28 @@ def broken():
         check_detector_output(source_for(f"{tmp_path / 'm.py'}:{factory}").load(), detector, (8, 8))
     # a classifier head is checked by check_class_count, not here
     check_detector_output(source_for(f"{tmp_path / 'm.py'}:stacks").load(), head_for("image-classification"), None)
+
+
+def test_in_process_check_of_a_torchscript_detector_runs_it_once_and_no_other_model(tmp_path: Path) -> None:
+    """A TorchScript model whose signature passed as a detector is run once on the blank image (a
+    real detector passes; a list taken, a tensor returned, is refused) and never given a batch
+    after failing on the list (its types take none); a classifier is not run here at all: its one
+    forward is ``check_class_count``'s."""
+    from totask_manifest._errors import UsageError
+    from totask_manifest._models.heads import head_for
+    from totask_manifest._models.sources import check_detector_output, check_signature, source_for
+
+    detector = head_for("object-detection")
+    stacks = source_for(str(save_scripted(ScriptedStacks(), tmp_path / "stacks.pt"))).load()
+    check_signature(stacks, detector)
+    with pytest.raises(UsageError, match="got Tensor"):
+        check_detector_output(stacks, detector, (8, 8))
+    assert stacks.module.calls == 1
+    real = source_for(str(save_scripted(OffProtocolBoxes("none"), tmp_path / "boxes.pt"))).load()
+    check_detector_output(real, detector, (8, 8))  # its form fits; values are the job's to judge
+    broken = source_for(str(save_scripted(ScriptedRaises(), tmp_path / "broken.pt"))).load()
+    check_detector_output(broken, detector, (8, 8))  # its own error: the job names it per line
+    assert broken.module.calls == 1
+    classifier = source_for(str(save_scripted(ScriptedStacks(), tmp_path / "cls.pt"))).load()
+    check_detector_output(classifier, head_for("image-classification"), (8, 8))
+    assert classifier.module.calls == 0

@@ -57,6 +57,12 @@ class PredictionRefused(JobError):
     this reason (``labeler.Labeler.outcome``), the job goes on."""
 
 
+class NotClassIds(JobError):
+    """A detector's labels that are no whole class ids (1.7, NaN): a value its output holds, not its
+    form, so the blank-image form check before the job (``sources.check_detector_output``) leaves it
+    to the job, which stops saying so, where it was refused as a model of another task type."""
+
+
 def _as_tensor(value: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
     import torch
 
@@ -98,7 +104,7 @@ def _class_ids(raw: torch.Tensor) -> torch.Tensor:
     whole = raw.isfinite() & (raw == raw.round())
     if not bool(whole.all()):
         i = int((~whole).nonzero()[0])
-        raise JobError(f"model output: labels[{i}] is {round(float(raw[i]), 6)}, not a class id (a whole number)")
+        raise NotClassIds(f"model output: labels[{i}] is {round(float(raw[i]), 6)}, not a class id (a whole number)")
     return raw.long()
 
 

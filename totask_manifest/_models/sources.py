@@ -181,19 +181,20 @@ def _not_this_head(loaded: loading.LoadedModule, head: Head, exc: JobError | str
 
 def check_detector_output(loaded: loading.LoadedModule, head: Head, input_size: tuple[int, int] | None) -> None:
     """``UsageError`` when a model given as a detector answers as a classifier or segmenter: a
-    ``Tensor`` of scores instead of one dict of boxes per image. A TorchScript model says so by its
-    ``forward``'s argument (``check_signature``); any other (a ``file.py:factory``) declares nothing,
-    so the job started and every line failed, its folder left FAILED. Found as ``check_class_count``
-    finds the reverse: one forward, on the CPU, of one blank image (``input_size``: the model's, else
-    224), given as the detector's list; where the model's own code fails on a list, it is given the
-    image as a batch ``Tensor`` once more, and a tensor answer is refused too. Any other failure is
-    left to the job, which names it per line."""
-    if head.stacked or _declared_arguments(loaded):
+    ``Tensor`` of scores instead of one dict of boxes per image. A Python model (a ``file.py:factory``)
+    declares nothing, and a TorchScript one whose ``forward`` takes the detector's list (``check_signature``
+    passed it) may still return a tensor, so the job started and every line failed, its folder left
+    FAILED. Found as ``check_class_count`` finds the reverse: one forward, on the CPU, of one blank
+    image (``input_size``: the model's, else 224), given as the detector's list; where a model that
+    declares no argument types fails on a list, it is given the image as a batch ``Tensor`` once more,
+    and a tensor answer is refused too (a TorchScript one takes no batch: its types say so). Any other
+    failure is left to the job, which names it per line."""
+    if head.stacked:
         return
     import numpy as np
 
     from .device import select_device
-    from .postprocess import detection_tensors
+    from .postprocess import NotClassIds, detection_tensors
 
     size = input_size or (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
     try:
@@ -202,10 +203,12 @@ def check_detector_output(loaded: loading.LoadedModule, head: Head, input_size: 
         return
     try:
         detection_tensors(model_call(runner, [np.zeros((*size, 3), dtype=np.uint8)])[0])
+    except NotClassIds:  # a detector's form, its values off the protocol: the job stops naming them
+        return
     except JobError as exc:  # the head or the protocol check: the model ran, its output is no detector's
         raise _not_this_head(loaded, head, exc) from None
     except (Exception, SystemExit) as exc:  # the model's own code: does it take a batch instead?
-        shape = _batch_output_shape(runner, size)
+        shape = None if _declared_arguments(loaded) else _batch_output_shape(runner, size)
         if shape is None:
             log.debug("detector output not checked: the model failed on a blank image (%s)", type(exc).__name__)
             return
