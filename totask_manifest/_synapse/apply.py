@@ -75,7 +75,16 @@ from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import LANDING_SECONDS, other_host, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker, TokenCheck, check_concurrency, other_unit, project_gone, refused_alone
+from .workers import (
+    Breaker,
+    HungCheck,
+    TokenCheck,
+    check_concurrency,
+    other_unit,
+    project_gone,
+    project_id,
+    refused_alone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +200,9 @@ class _ApplyRun:
         self._writing: set[int] = set()
         #: the rollback after a fatal stop is under way: a Ctrl-C now cuts it short (``note_interrupt``)
         self.rolling_back = False
+        #: the project a request of the run last named: what a timeout's check asks for (``HungCheck``),
+        #: before any task has finished to tell ``Breaker`` one (a backend hung from the first write)
+        self._asking: Any = None
 
     def _emit(self, result: TaskResult) -> None:
         """Count ``result``, then hand it to ``on_result``. An exception of the callback is the
@@ -221,8 +233,9 @@ class _ApplyRun:
             self.report.run_id = self.journal.run_id
         try:
             try:
-                await self._pipeline()
-                await self._recheck()
+                with HungCheck(self.aio, self.breaker, lambda: self._asking):  # not the rollback's: its own
+                    await self._pipeline()
+                    await self._recheck()
             except StorageError as exc:  # the manifest cannot be read
                 self.breaker.trip(str(exc))
             for line, task_id, _ in self.suspects:  # not looked at again: the run stopped first
@@ -322,6 +335,7 @@ class _ApplyRun:
         self._emit(TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True))
 
     async def _feed(self, window: list[Planned], queue: asyncio.Queue) -> None:
+        self._names(window[0].project)
         try:
             await self.current.load(window[0].project, [p.task_id for p in window])
         except TokenRejected as exc:
@@ -393,7 +407,13 @@ class _ApplyRun:
 
     # -- one task ----------------------------------------------------------------------------------------
 
+    def _names(self, project: Any) -> None:
+        """A request of ``project`` goes out: the check a timeout asks may ask for it (one with an id)."""
+        if project_id(project) is not None:
+            self._asking = project
+
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
+        self._names(p.project)
         try:
             result = await self._decide_and_write(p, own)
             # the row starts again; a fresh outage's count only if this task's write got a 2xx (``Breaker``'s B)

@@ -52,6 +52,7 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
@@ -166,6 +167,17 @@ def _path_of(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
+@dataclass
+class _Tries:
+    """What ``request`` knows of its attempts as ``_send`` makes them (``_unless_stopped`` may stop it
+    anywhere): the 2xx count of its kind as its first attempt went out (``fresh``), how many of its
+    tries went on the wire, and its phase's stop (``AsyncSynapseClient.stop``; None for a probe)."""
+
+    since: int
+    stop: asyncio.Future[str] | None
+    on_wire: int = 0
+
+
 class AsyncSynapseClient:
     """The endpoints ToTask uses, as coroutines. Use one instance per event loop."""
 
@@ -205,10 +217,16 @@ class AsyncSynapseClient:
         self.answered = {"read": 0, "write": 0}
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
-        #: called with the error of a try that timed out (no answer) while no request of its kind was answered
-        #: since it went out, before it is retried: export asks ``Breaker``'s check at once (``Breaker.timed_out``),
-        #: as a hung backend's first read fails only after its retries, behind the window's other reads'
-        self.on_timeout: Callable[[BackendUnavailable], None] | None = None
+        #: called with the error of a try that timed out (no answer), and whether no request of its kind was
+        #: answered since it went out (``fresh``), before it is retried; what it returns (the check it asked or
+        #: found under way) is waited for before the retry goes out. The phase under way sets it (export's reads,
+        #: apply's, rollback's: ``workers.HungCheck``): a hung backend fails a request only after all its tries,
+        #: so ``Breaker``'s check, asked at its third failure, came minutes after the first timeout
+        self.on_timeout: Callable[[BackendUnavailable, bool], Awaitable[None] | None] | None = None
+        #: the phase under way's stop (``workers.HungCheck``), done once its check found the backend hung (its
+        #: result: why): a request of the phase still out then ends at once, unanswered, and none goes out again
+        #: (the check's own aside), so that no request runs on behind the stop; None: requests run their course
+        self.stop: asyncio.Future[str] | None = None
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -288,22 +306,52 @@ class AsyncSynapseClient:
         session = self._probe_http() if probe else self._http()
         proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
         kind = "read" if method in READS else "write"
-        since = [self.answered[kind]]  # set as its first attempt goes on the wire (``_send``)
+        tries = _Tries(self.answered[kind], None if probe else self.stop)
         try:
-            return await self._send(method, url, target, query, content, headers, session, proxy, proxy_kwargs,
-                                    on_attempt, probe, since)
+            sending = self._send(method, url, target, query, content, headers, session, proxy, proxy_kwargs,
+                                 on_attempt, probe, tries)
+            return await (sending if tries.stop is None else self._unless_stopped(sending, method, url, tries))
         except SynapseHTTPError as exc:
-            exc.fresh = self.answered[kind] == since[0]
+            exc.fresh = self.answered[kind] == tries.since
             raise
+
+    async def _unless_stopped(self, sending: Awaitable[Any], method: str, url: str, tries: _Tries) -> Any:
+        """``sending`` (``_send``), ended where the phase's stop comes first (``stop``): a try on the wire
+        to a hung backend would otherwise wait out its read timeout, and its retries theirs, behind the
+        stop. An answer that came with the stop is kept: a write answered is journalled as done."""
+        assert tries.stop is not None
+        send = asyncio.ensure_future(sending)
+        try:
+            await asyncio.wait([send, tries.stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not send.done():  # stopped (or a Ctrl-C): nothing of it goes on behind the caller
+                send.cancel()
+                await asyncio.wait([send])
+        if send.cancelled():
+            raise self._stopped(method, url, tries)
+        return send.result()
+
+    def _stopped(self, method: str, url: str, tries: _Tries) -> BackendUnavailable:
+        """The error of a request its phase stopped (``stop``): no answer, and a try of it may still
+        reach the backend where one went out (``after_unanswered``, as a timeout leaves a write in doubt);
+        where none did, nothing was sent (``unreachable``: ``errors.may_still_land``)."""
+        assert tries.stop is not None
+        path = _path_of(url)
+        sent = tries.on_wire > 0
+        said = f"Synapse did not answer {method} {path}" if sent else f"Synapse was not asked {method} {path}"
+        text = self.settings.redact(f"{said}: the run stopped, as {tries.stop.result()}")
+        return BackendUnavailable(text, status=None, method=method, path=path, unreachable=not sent,
+                                  after_unanswered=sent)
 
     async def _send(self, method: str, url: str, target: str, query: list[tuple[str, str]] | None, content: Any,
                     headers: Mapping[str, str] | None, session: aiohttp.ClientSession, proxy: Proxy | None,
                     proxy_kwargs: dict, on_attempt: Callable[[int], Awaitable[None]] | None, probe: bool,
-                    since: list[int]) -> Any:
+                    tries: _Tries) -> Any:
         """``request``'s attempts, by the retry policy above (``probe``: ``PROBE_RETRIES``, outside the
-        pool's slots). ``since[0]`` is set to the count of 2xx answers to the request's kind as its
+        pool's slots). ``tries.since`` is set to the count of 2xx answers to the request's kind as its
         first attempt goes out: what makes its failure ``fresh``. A try that times out is judged from
-        its own send (``_timed_out``): a hung backend answers none of the tries sent since."""
+        its own send (``_timed_out``): a hung backend answers none of the tries sent since. No try goes
+        out once the phase's ``stop`` is done (it may come while a retry waits for the check)."""
         retries, rate_limit_retries = (PROBE_RETRIES, 0) if probe else (self.retries, self.rate_limit_retries)
         most = PROBE_MAX_WAIT if probe else None
         kind = "read" if method in READS else "write"
@@ -313,7 +361,7 @@ class AsyncSynapseClient:
         attempt = 0
         after_unanswered = False  # an earlier attempt may still be processed (``errors.went_unanswered``)
         after_server_error = False  # an earlier attempt was answered 500 or 503: it may have been stored
-        this_try = since[0]  # the 2xx count as the current attempt went out
+        this_try = tries.since  # the 2xx count as the current attempt went out
         while True:
             paused = not probe and await self._wait_if_paused()
             attempt += 1
@@ -322,10 +370,13 @@ class AsyncSynapseClient:
                 async with slots:
                     if on_attempt is not None and (attempt > 1 or paused or queued):
                         await on_attempt(attempt)
+                    if tries.stop is not None and tries.stop.done():
+                        raise self._stopped(method, url, tries)
                     this_try = self.answered[kind]
                     if attempt == 1:
-                        since[0] = this_try
+                        tries.since = this_try
                     self.sent += 1
+                    tries.on_wire += 1
                     started = time.perf_counter()
                     async with session.request(method, target, params=query, data=content, headers=headers,
                                                allow_redirects=False, **proxy_kwargs) as response:
@@ -333,7 +384,7 @@ class AsyncSynapseClient:
             except aiohttp.ClientError as exc:
                 failures += 1
                 if isinstance(exc, TimeoutError) and not probe:
-                    self._timed_out(method, url, exc, failures, proxy, self.answered[kind] == this_try)
+                    await self._timed_out(method, url, exc, failures, proxy, self.answered[kind] == this_try)
                 # the proxy refused the tunnel (a 407): another attempt has the same credentials
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
@@ -384,12 +435,17 @@ class AsyncSynapseClient:
                     after_server_error=after_server_error,
                 ) from None
 
-    def _timed_out(self, method: str, url: str, exc: aiohttp.ClientError, failures: int, proxy: Proxy | None,
-                   fresh: bool) -> None:
-        """Tells ``on_timeout`` of a try that got no answer in time, when nothing of its kind was answered
-        while it waited (``fresh``): a backend that answers others is slow to this request, not down."""
-        if self.on_timeout is not None and fresh:
-            self.on_timeout(unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact))
+    async def _timed_out(self, method: str, url: str, exc: aiohttp.ClientError, failures: int, proxy: Proxy | None,
+                         fresh: bool) -> None:
+        """Tells ``on_timeout`` of a try that got no answer in time, and whether nothing of its kind was
+        answered while it waited (``fresh``: a backend that answers others is slow to this request, not
+        down), then waits for the check it names before the retry: sent during the check, the retry of a
+        request to a hung backend went out a second time, and waited a whole read timeout more."""
+        if self.on_timeout is None:
+            return
+        check = self.on_timeout(unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact), fresh)
+        if check is not None:
+            await asyncio.wait([asyncio.ensure_future(check)])  # never cancelled by this request's end: shared
 
     async def _wait_if_paused(self) -> bool:
         """Wait while every request is paused (a 429's ``Retry-After``); whether it waited."""

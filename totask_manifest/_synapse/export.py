@@ -58,7 +58,7 @@ from .listing import Listing
 from .query import split_lookup
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
-from .workers import Breaker, TokenCheck, refused_alone
+from .workers import Breaker, HungCheck, TokenCheck, refused_alone
 
 log = logging.getLogger(__name__)
 
@@ -277,22 +277,16 @@ class _TaskReads:
         self.project = project
         self.token = TokenCheck(aio)
         self.breaker = Breaker(token=self.token)
-        self._checks: set[asyncio.Task] = set()  # ``Breaker.timed_out``'s, asked while reads go on
+        #: a read's try timed out with no read answered since it went out: the check, asked now (the client
+        #: goes on after the export, ``run``'s apply: its timeouts are not the export's)
+        self._hung = HungCheck(aio, self.breaker, lambda: project)
 
     def __enter__(self) -> _TaskReads:
-        self.aio.on_timeout = self._timed_out
+        self._hung.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.aio.on_timeout = None  # the client goes on (``run``'s apply): its timeouts are not the export's
-        for check in self._checks:
-            check.cancel()
-
-    def _timed_out(self, error: BackendUnavailable) -> None:
-        """A read's try timed out with no read answered since it went out: the check, asked now."""
-        check = asyncio.ensure_future(self.breaker.timed_out(error, self.project))
-        self._checks.add(check)
-        check.add_done_callback(self._checks.discard)
+        self._hung.__exit__(*exc)
 
     def stop(self) -> BackendUnavailable:
         """The stop of a breaker that tripped while reads were out (``Breaker.timed_out``)."""

@@ -30,6 +30,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._errors import StorageError, TotaskError, UsageError, counted
 from .._jobs.archives import archived_runs
@@ -50,7 +51,16 @@ from .journal import Journal, TaskHistory, heard_of, iter_journal, open_writes
 from .settings import SynapseSettings, origin
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, TokenCheck, check_concurrency, project_gone, restore_other_unit, run_pool
+from .workers import (
+    Breaker,
+    HungCheck,
+    TokenCheck,
+    check_concurrency,
+    project_gone,
+    project_id,
+    restore_other_unit,
+    run_pool,
+)
 from .written_units import fill_written_units
 
 log = logging.getLogger(__name__)
@@ -299,8 +309,13 @@ async def rollback_async(
     undone: set[int] = set()  # restored, already as before, or deleted: nothing left to do
     conflicted: set[int] = set()
 
+    asking: Any = None  # the project a restore last named: what a timeout's check asks for (``HungCheck``)
+
     async def restore(history: TaskHistory) -> None:
+        nonlocal asking
         tid = history.task_id
+        if project_id(project := history.writes[0].get("project")) is not None:
+            asking = project
         try:
             task = await aio.get_task(tid, DETAIL)
             if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
@@ -366,7 +381,8 @@ async def rollback_async(
         report.results.append(result)
 
     try:
-        await run_pool(list(histories.values()), restore, concurrency, breaker)
+        with HungCheck(aio, breaker, lambda: asking):  # this rollback's timeouts: apply's own stop is over
+            await run_pool(list(histories.values()), restore, concurrency, breaker)
     except StorageError as exc:
         breaker.trip(str(exc))
     await journal.flush()

@@ -7,7 +7,8 @@ refused (401, and ``TokenCheck`` found the token itself refused), the project is
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
 connection, each after its own retries, and the project's GET then got no 2xx; or ``FRESH_OUTAGE``
 in a row did with no answer or a 502/503/504, none of their kind answered since each was first sent:
-``Breaker``, the one rule for apply, rollback and export).
+``Breaker``, the one rule for apply, rollback and export; or a request's try timed out with none of
+its kind answered since, and the project's GET asked then got no 2xx either: ``HungCheck``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ class Breaker:
     outage of one kind that begins while all the run's requests of that kind are already out (a run
     of at most ``--concurrency`` writes): none is fresh, and its failures are said as the tasks' own.
     The check goes out at once, on its own connection, each try within ``PROBE_TIMEOUT``, tried again
-    a few times on a 5xx or no answer (``PROBE_RETRIES``; the whole check under 30 s): a hung backend
-    is judged in seconds, not after the requests that fill the pool and their retries, and one 503 of
-    a busy load balancer is not an outage (review25 #2). A 429 to it is an answer (the backend is up,
+    a few times on a 5xx or no answer (``PROBE_RETRIES``; the whole check under 30 s): once asked, a hung
+    backend is judged in seconds, not after the requests that fill the pool and their retries, and one
+    503 of a busy load balancer is not an outage (review25 #2). A hung backend's third failure itself
+    comes only after three requests' tries each waited out a read timeout: ``HungCheck`` asks the check
+    at the first timeout (``timed_out``). A 429 to it is an answer (the backend is up,
     only busy). One check at a time; the failures that finish while it is asked wait for its verdict
     and share it, and stay in the count whatever it says.
 
@@ -123,26 +126,30 @@ class Breaker:
             self.fatal = reason
             self.stopped.set()
 
-    async def timed_out(self, error: SynapseHTTPError, project: Any) -> None:
+    async def timed_out(self, error: SynapseHTTPError, project: Any) -> bool:
         """A try of ``project``'s request got no answer in time, nothing of its kind answered meanwhile:
-        asks the check at once, and trips when it gets no 2xx either (said as the check's verdict).
+        asks the check at once, and trips when it gets no 2xx either (said as the check's verdict);
+        whether this check tripped it (``HungCheck`` then stops the requests still out).
 
         Why: a hung backend fails a request only after all its tries, each a whole read timeout, and
         each retry waits for a connection slot behind the other requests sent with it (export's window
         of 256 reads): the third failure, the row's check, came minutes after the first timeout (~16 min
-        at the defaults). Asked once while nothing is answered (not again for each of the window's
-        timeouts), never while the row's own check is out; answered, the run goes on: one slow request."""
+        at the defaults; apply's ~9 min at ``--concurrency 1``, review8 #5). Asked once while nothing is
+        answered (not again for each of the window's timeouts), never while the row's own check is out;
+        answered, the run goes on: one slow request."""
         if self.tripped or self.token is None or (pid := project_id(project)) is None or self._judging.locked():
-            return
+            return False
         answered = tuple(self.token.aio.answered.values())
         if answered == self._timed_out_at:
-            return
+            return False
         self._timed_out_at = answered
         async with self._judging:
             check = await self.token.got(pid, probe=True)
             if check is not None and check.status != 429 and not self.tripped:
                 self._project = pid
                 self.trip(self._verdict(check, f"{error.method} {error.path} got no answer in time", str(error)))
+                return True
+        return False
 
     def success(self, project: Any = None) -> list[Any]:
         """The backend answered a task (``project``'s, where it names one: the check's to ask): the
@@ -251,6 +258,49 @@ class Breaker:
         """The results held (the run ended, or the backend answered), to be said as they are."""
         held, self._held = self._held, []
         return held
+
+
+class HungCheck:
+    """One phase's watch on a hung backend (export's reads, apply's requests, rollback's, each with its
+    ``Breaker``): told by the client of each try that timed out (``AsyncSynapseClient.on_timeout``), it
+    asks the check at once for a fresh one (``Breaker.timed_out``), holds every timed-out request's retry
+    until the check under way has its verdict, and where the check trips the breaker ends the phase's
+    requests still out (``AsyncSynapseClient.stop``): the run stops at one request timeout and the
+    check's time, before any request goes out a second time, and none runs on behind the stop.
+
+    A context manager: the client outlives the phase (``run``'s export then apply; apply's rollback
+    after its stop), and each phase's timeouts are its own breaker's; the one before is put back at
+    the end. ``project``: the project the check asks for (the one a request of the phase last named)."""
+
+    def __init__(self, aio: AsyncSynapseClient, breaker: Breaker, project: Callable[[], Any]) -> None:
+        self.aio = aio
+        self.breaker = breaker
+        self.project = project
+        self._check: asyncio.Task | None = None  # the check under way, asked by a timeout
+        self._before: tuple[Any, asyncio.Future[str] | None] = (None, None)
+        self.stop: asyncio.Future[str] | None = None
+
+    def __enter__(self) -> HungCheck:
+        self._before = (self.aio.on_timeout, self.aio.stop)
+        self.stop = asyncio.get_running_loop().create_future()
+        self.aio.on_timeout, self.aio.stop = self._timed_out, self.stop
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.aio.on_timeout, self.aio.stop = self._before
+        if self._check is not None:
+            self._check.cancel()
+
+    def _timed_out(self, error: SynapseHTTPError, fresh: bool) -> asyncio.Task | None:
+        """The check the retry of a timed-out try waits for: asked now for a fresh one, where none is
+        under way; None where none is (answered already: the request is retried as before)."""
+        if fresh and (self._check is None or self._check.done()):
+            self._check = asyncio.ensure_future(self._ask(error, self.project()))
+        return None if self._check is None or self._check.done() else self._check
+
+    async def _ask(self, error: SynapseHTTPError, project: Any) -> None:
+        if await self.breaker.timed_out(error, project) and self.stop is not None and not self.stop.done():
+            self.stop.set_result(self.breaker.fatal or "")
 
 
 def project_id(project: Any) -> int | None:
