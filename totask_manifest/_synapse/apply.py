@@ -242,8 +242,10 @@ class _ApplyRun:
                 self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
             # a run stopped before its first write (a refused token, say) has nothing to roll back: the
             # summary says the error once, without a rollback of nothing
+            # stopped by the caller's error, or by writes failing while reads were answered (``Breaker``'s B,
+            # C): the writes made were each answered, and are kept
             if (self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent
-                    and not self.caller_stopped):  # stopped by the caller's error: the writes themselves went well
+                    and not self.caller_stopped and not self.breaker.keep_writes):
                 await self._roll_back()
         finally:
             try:
@@ -255,6 +257,7 @@ class _ApplyRun:
         if self.caller_error is not None:
             raise self.caller_error
         self.report.fatal = self.breaker.fatal
+        self.report.kept = self.breaker.keep_writes
         self.report.sent = self.sent
         self.report.results.sort(key=lambda r: r.line)
         return self.report

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .._errors import counted, each_of
+from .._errors import agreeing, counted, each_of
 from . import UNCHANGED
 from .rollback import RollbackReport
 
@@ -67,6 +67,8 @@ class ApplyReport:
     manifest_lines: int = 0
     #: why the fatal stop's rollback was not tried though the run had written (``ROLLBACK_NEEDS_TOKEN``), or None
     rollback_skipped: str | None = None
+    #: the stop keeps the run's writes (writes failing while Synapse answered reads: ``Breaker.keep_writes``)
+    kept: bool = False
     _counts: Counter = field(default_factory=Counter, repr=False)
     _no_task_id: int = field(default=0, repr=False)
     _first_no_task_id: int | None = field(default=None, repr=False)
@@ -133,13 +135,19 @@ class ApplyReport:
             return f"nothing was {dry}applied: {each_of(t[FAILED], 'task')} failed"
         return None
 
-    def summary(self) -> str:
+    def summary(self, again: str | None = None) -> str:
+        """The counts, and after a stop its reason and what to do. ``again``: how to send the rest
+        after a stop that kept the writes (apply's command; ``run`` says "run the action again")."""
         t = self.totals
         first = WOULD_APPLY if self.dry_run else APPLIED
         text = (f"{'dry run: ' if self.dry_run else ''}{t[first]} {first}, {t[UNCHANGED]} unchanged, "
                 f"{t[CONFLICT]} conflicts (skipped), {t[FAILED]} failed, {t[NOT_LABELED]} not labeled")
         if self.fatal:
             text += f"\nstopped: {self.fatal}"
+            if self.kept and not self.dry_run:
+                again = again or f"run 'totask-manifest apply {self.job_url}' again"
+                made = t[APPLIED]  # each answered 2xx
+                text += f"; the {counted(made, 'write')} made {agreeing(made, 'is', 'are')} kept: {again} to send the rest"
             if self.not_reached:
                 text += (f"\n{counted(self.not_reached, 'line')} not reached: nothing was {'planned' if self.dry_run else 'sent'} "
                          "for them; apply again once the cause is fixed (tasks that hold their label are left alone)")
@@ -149,6 +157,6 @@ class ApplyReport:
                     text += f"\nfinish with: totask-manifest rollback {self.job_url}"
             elif self.rollback_skipped:
                 text += f"\nnot rolled back: {self.rollback_skipped}: totask-manifest rollback {self.job_url}"
-            elif not self.dry_run and self.sent:
+            elif not self.dry_run and self.sent and not self.kept:
                 text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
         return text

@@ -6,9 +6,10 @@ fatal error is declared. A fatal error is one after which no task can succeed: t
 refused (401, and ``TokenCheck`` found the token itself refused), the project is gone (404 on the
 project), or the backend stopped answering (``threshold`` tasks in a row failed with 5xx or no
 connection, each after its own retries, and the project's GET then got no 2xx; or ``FRESH_OUTAGE``
-in a row did with no answer or a 502/503/504, none of their kind answered since each was first sent:
-``Breaker``, the one rule for apply, rollback and export; or a request's try timed out with none of
-its kind answered since, and the project's GET asked then got no 2xx either: ``HungCheck``).
+writes in a row did with no answer or a 5xx, none answered since each was first sent, a stop that
+keeps the writes made: ``Breaker``, the one rule for apply, rollback and export; or a request's try
+timed out with none of its kind answered since, and the project's GET asked then got no 2xx either:
+``HungCheck``).
 """
 
 from __future__ import annotations
@@ -34,25 +35,21 @@ def check_concurrency(concurrency: int) -> None:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
 
 
-#: failures in a row of one kind of request (reads or writes) that stop a run though its check is answered,
-#: each *fresh* (no 2xx to a request of its kind since its first attempt went out) and of an outage's kind
-#: (``OUTAGE_STATUSES`` or no answer): an outage of one kind of request alone (the writes: a read-only or
-#: maintenance mode, a failover, a full disk). Why 8 and not the check's 3: at ``--concurrency 1``, and at
-#: any concurrency once the last tasks of a run are in flight, nothing else of its kind is answered while a
-#: task fails, so every failure is fresh and this count is broken tasks next to each other: 3 of them (a
-#: batch the backend chokes on) must fail alone (review25 #1). Also the count that stops lines without a
-#: project id to check.
+#: failed writes in a row that stop a run though its check is answered (reads work), each *fresh* (no write
+#: got a 2xx since its first attempt went out) and a 5xx or no answer (``outage_sign``): the writes of a
+#: read-only or maintenance mode, a failover, a full disk (a database refusing writes answers 500). Such a
+#: row cannot be told from broken tasks next to each other by counting (at ``--concurrency 1``, and at any
+#: concurrency for a run's last writes, every failure is fresh): so this stop keeps the writes made
+#: (``Breaker.keep_writes``), and rolls nothing back. Also the row that stops lines without a project id.
 FRESH_OUTAGE = 8
-
-#: the answers of an outage (besides none at all): a gateway or a backend that does not serve the request.
-#: A 500 is the application answering (a serializer choking on one task's data): never an outage's sign
-OUTAGE_STATUSES = frozenset({502, 503, 504})
 
 
 def outage_sign(error: SynapseHTTPError | None) -> bool:
-    """Whether ``error`` counts toward ``FRESH_OUTAGE``: fresh (``SynapseHTTPError.fresh``) and no answer
-    or a 502/503/504. None (a failure its caller cannot describe) is no sign."""
-    return error is not None and error.fresh and (error.status is None or error.status in OUTAGE_STATUSES)
+    """Whether ``error`` counts toward ``FRESH_OUTAGE``: a write's failure, fresh
+    (``SynapseHTTPError.fresh``), with no answer or a 5xx. A read's is never one: the check is a read,
+    and with it answered a failed read is its task's own (skipped, as the SDK does)."""
+    return (error is not None and error.kind == "write" and error.fresh
+            and (error.status is None or error.status >= 500))
 
 
 class Breaker:
@@ -66,24 +63,29 @@ class Breaker:
        ``threshold`` more) the check, one ``GET /projects/{id}/`` (``TokenCheck``, with ``probe``), is
        asked; no 2xx to it stops the run: a 401 the token refused, a 404 the project gone, anything
        else (or nothing) the backend down, said with what it answered.
-    B. The fresh outage: ``FRESH_OUTAGE`` failures in a row that are each fresh, measured from the
-       request's *first* attempt as it went out (``SynapseHTTPError.fresh``), and of an outage's kind
-       (no answer, 502, 503, 504: ``outage_sign``) stop the run though the check is answered: an
-       outage of one kind of request (the writes of a read-only or maintenance mode). That count is
-       restarted only by a failure that is no sign (not fresh, a 500, another status) or by a 2xx to a
-       request of the failures' kind (the client's ``answered``), never by a task that finished
-       without sending one (a conflict, an unchanged task, a data-unit mismatch: review8 #2).
+    B. The write outage: ``FRESH_OUTAGE`` failed writes in a row that are each fresh, measured from the
+       request's *first* attempt as it went out (``SynapseHTTPError.fresh``), and a 5xx or no answer
+       (``outage_sign``; a 500 too: a database refusing writes answers 500) stop the run though the
+       check is answered, *keeping the writes made* (``keep_writes``: apply rolls nothing back). That
+       count is restarted only by a write's failure that is no sign (not fresh, a 429) or by a 2xx to a
+       write (the client's ``answered``), never by a task that finished without sending one (a
+       conflict, an unchanged task, a data-unit mismatch: review8 #2), nor by a read's failure. Reads
+       never count: the check is itself a read, and with it answered a failed read is its task's own.
     C. Without a project id to ask (apply's lines without one, when no other line of the run named
-       one) or a ``token``, no check: the row, or the fresh count, reaching ``FRESH_OUTAGE`` stops it.
+       one) or a ``token``, no check: the row, or B's count, reaching ``FRESH_OUTAGE`` stops it, keeping
+       the writes made as B does.
 
-    Why not the last attempt for "fresh": a failed request is retried with backoff, so its last
-    attempt goes out after the other requests of its window were answered, and a broken task's quick
-    500 or 503 then looked fresh whatever the backend's state: 8 broken reads anywhere in export's
-    window of 256, or a run's last 8 broken writes, stopped it and rolled back good work (review8 #1,
-    #3). Why not a 500: it is the backend's application answering that one request. A backend
-    answering 500 to everything is still stopped, by A: its check fails too. What B cannot see: an
-    outage of one kind that begins while all the run's requests of that kind are already out (a run
-    of at most ``--concurrency`` writes): none is fresh, and its failures are said as the tasks' own.
+    Why B keeps the writes: with the reads answered, a row of failed writes cannot be told from broken
+    tasks next to each other by counting (at ``--concurrency 1``, and for a run's last writes at any
+    concurrency, every failure is fresh: nothing else of its kind is out to be answered). Five rounds of
+    the rule traded a false stop for a missed outage; a false stop is harmful only because it undid the
+    run's good writes. Those writes were each answered 2xx: kept, a wrong stop costs a second apply,
+    which sends only what is missing. A stop by A (the check unanswered: the backend down) still rolls
+    back. Why "fresh" from the first attempt, not the last: a failed request is retried with backoff, so
+    its last attempt goes out after the other requests of its window were answered, and a broken
+    task's quick 5xx then looked fresh whatever the backend's state (review8 #1, #3). What B cannot
+    see: a write outage that begins while all the run's writes are already out (a run of at most
+    ``--concurrency`` writes): none is fresh, and its failures are said as the tasks' own.
     The check goes out at once, on its own connection, each try within ``PROBE_TIMEOUT``, tried again
     a few times on a 5xx or no answer (``PROBE_RETRIES``; the whole check under 30 s): once asked, a hung
     backend is judged in seconds, not after the requests that fill the pool and their retries, and one
@@ -104,9 +106,11 @@ class Breaker:
         self.token = token
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
-        self._fresh_in_a_row = 0  # B's count: outage signs in a row
-        #: per kind of request in B's count, the client's 2xx count for it when its last sign came: a 2xx since ends it
-        self._fresh_marks: dict[str, int] = {}
+        self._fresh_in_a_row = 0  # B's count: failed writes in a row that are outage signs
+        #: the client's 2xx count for writes when B's last sign came (None: no count): a 2xx since ends it
+        self._fresh_mark: int | None = None
+        #: the stop is B's or C's: the run's writes made are kept (apply rolls nothing back)
+        self.keep_writes = False
         self._next_check = self.threshold  # the row's length at which the check is asked (again)
         self._held: list[Any] = []
         #: the project the check asks for: the last one a task named (any of the run's will do)
@@ -170,13 +174,13 @@ class Breaker:
         return self.token.aio.answered[kind] if self.token is not None else 0
 
     def _end_fresh_if_answered(self) -> None:
-        """B's count ends once a request of a kind it counts got a 2xx since that kind's last sign."""
-        if any(self._answered(kind) != mark for kind, mark in self._fresh_marks.items()):
+        """B's count ends once a write got a 2xx since its last sign."""
+        if self._fresh_mark is not None and self._answered("write") != self._fresh_mark:
             self._end_fresh()
 
     def _end_fresh(self) -> None:
         self._fresh_in_a_row = 0
-        self._fresh_marks = {}
+        self._fresh_mark = None
 
     def _can_check(self) -> bool:
         return self._project is not None and self.token is not None
@@ -199,10 +203,10 @@ class Breaker:
         marked ``fatal``."""
         self._unavailable_in_a_row += 1
         self._end_fresh_if_answered()
-        if error is not None and outage_sign(error):
+        if outage_sign(error):
             self._fresh_in_a_row += 1
-            self._fresh_marks[error.kind] = self._answered(error.kind)
-        else:
+            self._fresh_mark = self._answered("write")
+        elif error is None or error.kind == "write":  # a read's failure leaves B's count as it is
             self._end_fresh()
         if result is not None:
             self._held.append(result)
@@ -223,6 +227,7 @@ class Breaker:
                 return []
             failed = f"{max(self._unavailable_in_a_row, self._fresh_in_a_row)} tasks in a row failed"
             if not self._can_check():
+                self.keep_writes = True
                 self.trip(f"the Synapse backend is unavailable ({failed}, with no project id to ask whether it "
                           f"answers; last: {reason})")
                 return []
@@ -230,11 +235,11 @@ class Breaker:
             check = await self.token.got(self._project, probe=True)
             if check is not None and check.status != 429:  # a 429 is answered: the backend is up, only busy
                 self.trip(self._verdict(check, failed, reason))
-            elif self._fresh_in_a_row >= FRESH_OUTAGE:  # reads answered, these requests' kind not since they went out
-                kinds = " or ".join(sorted(self._fresh_marks))
-                self.trip(f"the Synapse backend is unavailable ({self._fresh_in_a_row} tasks in a row failed, "
-                          f"each with no {kinds} answered since it was first sent, though its check, "
-                          f"GET /projects/{self._project}/, was answered; last: {reason})")
+            elif self._fresh_in_a_row >= FRESH_OUTAGE:  # reads answered, no write since these went out
+                self.keep_writes = True
+                self.trip(f"{self._fresh_in_a_row} writes in a row failed (last: {reason}), none answered since "
+                          f"each was sent, though Synapse answered reads (GET /projects/{self._project}/): it may "
+                          "be refusing writes")
             else:
                 self._next_check = self._unavailable_in_a_row + self.threshold
                 if not self._fresh_in_a_row:  # answered, and no outage of one kind under way: their own

@@ -414,7 +414,7 @@ class ToTaskAction:
         self._say(reporter, "Finalizing annotation results", key="TASK_FINALIZING")
         # a fatal stop, or every write refused (no task applied, unchanged or in conflict): no
         # success, as apply's exit 1 and an annotation that labeled nothing say (the SDK: SUCCEEDED)
-        stopped = report.summary().replace("\n", "; ") if report.fatal else report.nothing_applied
+        stopped = report.summary("run the action again").replace("\n", "; ") if report.fatal else report.nothing_applied
         if stopped:
             error = JobError(stopped)
             error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
