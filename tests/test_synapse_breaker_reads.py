@@ -4,6 +4,9 @@ a hung backend during a large export is stopped soon after its first read times 
 
 from __future__ import annotations
 
+import gc
+import logging
+
 import pytest
 
 from totask_manifest import ToTaskAction
@@ -95,6 +98,28 @@ def test_a_hung_backend_is_stopped_at_the_first_read_timeout_not_after_the_retri
     assert len(reads) == len(set(reads)) <= 2 * 32, len(reads)  # the stop within the 2nd round of first tries
     assert len(synapse.requests_to("GET", rf"^/projects/{pid}/$")) == 1 + 1 + PROBE_RETRIES  # the start's, one check
     assert not (tmp_path / "out.manifest").exists()
+
+
+def test_a_hung_export_stopped_leaves_no_future_unretrieved(synapse, files, tmp_path, caplog) -> None:
+    """The stop cancels the window's reads: their gather, ended by the cancellation, was never awaited,
+    so asyncio said "_GatheringFuture exception was never retrieved" with a traceback on stderr when it
+    was collected. That is noise for a user, and on CPython 3.11.7 the traceback's formatting (an
+    ``ast.parse``) run by the garbage collector inside another ``ast.parse`` broke the interpreter's AST
+    state: the next import compiled from source failed with "SystemError: AST constructor recursion
+    depth mismatch" (pytest crashed at its session's end)."""
+    pid = seed_tasks(synapse, files, 64)
+    client = fast_client(synapse, timeout=1.0, probe_timeout=0.1)
+    synapse.add_fault(Fault(status=None, delay=60.0, method="GET", path=READS, times=None))
+    synapse.add_fault(Fault(status=None, delay=60.0, method="GET", path=rf"^/projects/{pid}/$", skip=1, times=None))
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    try:
+        with pytest.raises(BackendUnavailable, match=r"^the Synapse backend is unavailable"):
+            export_tasks(pid, str(tmp_path / "out.manifest"), client=client)
+    finally:
+        client.close()
+    gc.collect()
+    unretrieved = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert not unretrieved, unretrieved
 
 
 def test_a_read_timing_out_while_the_backend_answers_its_check_is_retried(synapse, files, tmp_path) -> None:

@@ -167,6 +167,13 @@ def _path_of(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
+def retrieved(future: asyncio.Future) -> None:
+    """A done callback taking a future's error, for one its awaiter may never read (cancelled as it
+    ended): asyncio would log it at collection as "exception was never retrieved", with a traceback."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass
 class _Tries:
     """What ``request`` knows of its attempts as ``_send`` makes them (``_unless_stopped`` may stop it
@@ -321,6 +328,7 @@ class AsyncSynapseClient:
         stop. An answer that came with the stop is kept: a write answered is journalled as done."""
         assert tries.stop is not None
         send = asyncio.ensure_future(sending)
+        send.add_done_callback(retrieved)  # its error is lost where the caller was cancelled as it ended
         try:
             await asyncio.wait([send, tries.stop], return_when=asyncio.FIRST_COMPLETED)
         finally:

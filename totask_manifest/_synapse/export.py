@@ -44,6 +44,7 @@ from .client import (
     NotFound,
     SynapseHTTPError,
     TokenRejected,
+    retrieved,
 )
 from .filters import (
     KNOWN_FILTERS,
@@ -313,6 +314,10 @@ class _TaskReads:
 async def _write_window(reads: _TaskReads, ids: list[int], out: Any, result: ExportResult) -> None:
     pending = [asyncio.ensure_future(reads.line(tid)) for tid in ids]
     every = asyncio.gather(*pending)
+    # a stop cancels the reads and leaves their gather unawaited, ended by the cancellation: taken here, or
+    # asyncio logs "exception was never retrieved" with a traceback when it is collected (noise on stderr; on
+    # CPython 3.11.7 that traceback's ``ast.parse`` inside another broke the next compile from source)
+    every.add_done_callback(retrieved)
     stopped = asyncio.ensure_future(reads.breaker.stopped.wait())
     try:  # a breaker tripped by a timeout's check (a hung backend) stops the reads still waiting
         await asyncio.wait([every, stopped], return_when=asyncio.FIRST_COMPLETED)
