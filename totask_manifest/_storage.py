@@ -143,7 +143,11 @@ def special_node(local: str) -> str | None:
     """What stands at the local path ``local`` in words (``"a FIFO"``, ``"a link to a socket"``)
     when it is a device, a FIFO or a socket, or a link to one; None for anything else. Only its
     mode is read: opening a FIFO with no writer would wait for one."""
-    mode, link = _reached(local)
+    return _special_kind(*_reached(local))
+
+
+def _special_kind(mode: int, link: str) -> str | None:
+    """``special_node``'s words for a mode already read (``_reached``)."""
     return next((link + kind for is_kind, kind in _SPECIAL_FILES if is_kind(mode)), None)
 
 
@@ -277,8 +281,8 @@ def refuse_folder_output(url: str) -> None:
     if local is None:
         return
     refuse_process_link(url, local, wanted="a folder")
-    mode, link = _reached(local)
-    what = special_node(local) or (f"{link}a file" if stat.S_ISREG(mode) else None)
+    mode, link = _reached(local)  # read once: the special-file words and the regular file's alike
+    what = _special_kind(mode, link) or (f"{link}a file" if stat.S_ISREG(mode) else None)
     if what is not None:
         raise StorageError(f"cannot write {redact_url(url)}: it is {what}, not a folder, and the export writes a "
                            "folder of files there; give a folder's path")
